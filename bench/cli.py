@@ -1,0 +1,241 @@
+"""``bench``: the command line. Errors a user can cause end in one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bench import __version__
+from bench.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, BenchError, UsageError, scrub
+
+DEFAULT_POOL_SIZES = "1,2,4,8,16,32"
+DEFAULT_OPS = 2000
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {scrub(message)} (see {self.prog} --help)\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _number(kind: type, minimum: float, name: str, maximum: float | None = None) -> Callable:  # type: ignore[type-arg]
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            noun = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{name} must be {noun}, got {text!r}") from None
+        if value != value or value < minimum:  # NaN, or too small
+            raise argparse.ArgumentTypeError(f"{name} must be at least {minimum:g}, got {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"{name} must be at most {maximum:g}, got {text!r}")
+        return value
+
+    return parse
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="bench",
+        description="Compare SQLAlchemy's sync path (Session + psycopg2 + threads) with its async "
+        "path (AsyncSession + asyncpg + asyncio) across connection-pool sizes.",
+    )
+    parser.add_argument("--version", action="version", version=f"asyncbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    run = sub.add_parser(
+        "run",
+        help="run a scenario in sync and async mode across pool sizes",
+        description="Run a scenario in sync and async mode across pool sizes; one fresh process "
+        "per cell; results to results/<run id>/results.json.",
+    )
+    where = run.add_argument_group("database (first given wins: --dburl, --db, DATABASE_URL, .env)")
+    where.add_argument("--dburl", metavar="URL", help="database URL (postgresql://..., sqlite:///file.db)")
+    where.add_argument(
+        "--db",
+        choices=("embedded", "sqlite"),
+        help="embedded: a throwaway PostgreSQL started for the run (the default when nothing else "
+        "names a database); sqlite: a throwaway SQLite file",
+    )
+    where.add_argument("--sqlite-path", metavar="FILE", help="with --db sqlite: use this file")
+    run.add_argument("--scenario", default="crud", help="scenario name or path to a .py file (default: crud)")
+    run.add_argument(
+        "--pool-sizes", default=DEFAULT_POOL_SIZES, metavar="N,N,...",
+        help=f"pool sizes to sweep (default: {DEFAULT_POOL_SIZES})",
+    )
+    run.add_argument(
+        "--concurrency", default="pool", metavar="N|Kx",
+        help="workers per cell: a number, or a multiple of the pool size such as 2x "
+        "(default: equal to the pool size)",
+    )
+    run.add_argument(
+        "--max-overflow", type=_number(int, 0, "--max-overflow", 10_000), default=0, metavar="N",
+        help="connections allowed above the pool size (default: 0)",
+    )
+    run.add_argument(
+        "--pool-timeout", type=_number(float, 0.001, "--pool-timeout", 3600), default=30.0,
+        metavar="S", help="seconds to wait for a pooled connection before failing (default: 30)",
+    )
+    amount = run.add_mutually_exclusive_group()
+    amount.add_argument(
+        "--ops", type=_number(int, 1, "--ops", 100_000_000), default=None, metavar="N",
+        help=f"measured operations per cell (default: {DEFAULT_OPS})",
+    )
+    amount.add_argument(
+        "--duration", type=_number(float, 0.1, "--duration", 86_400), default=None, metavar="S",
+        help="measure for S seconds per cell instead of a number of operations",
+    )
+    run.add_argument(
+        "--max-ops", type=_number(int, 1, "--max-ops", 100_000_000), default=200_000, metavar="N",
+        help="with --duration: the most operations a cell may run (rows are seeded for them; "
+        "default: 200000)",
+    )
+    run.add_argument(
+        "--warmup", type=_number(int, 0, "--warmup", 10_000_000), default=None, metavar="N",
+        help="operations run before measuring, not counted (default: max(100, 4 x workers))",
+    )
+    run.add_argument(
+        "--trials", type=_number(int, 1, "--trials", 1000), default=1, metavar="N",
+        help="repeat every cell N times, interleaved sync, async, sync, async (default: 1)",
+    )
+    run.add_argument(
+        "--seed", type=_number(int, 0, "--seed"), default=1,
+        help="seed of the operation sequence (default: 1)",
+    )
+    run.add_argument(
+        "--results-dir", default="results", metavar="DIR",
+        help="where run folders go (default: ./results)",
+    )
+    run.add_argument(
+        "--keep-tables", action="store_true",
+        help="leave the last cell's tables in the database, to inspect them",
+    )
+    run.set_defaults(handler=cmd_run)
+
+    lst = sub.add_parser("list", help="list the scenarios with their descriptions")
+    lst.set_defaults(handler=cmd_list)
+    return parser
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench import console, scenario
+
+    for name in scenario.available():
+        found = scenario.load(name)
+        console.out.print(f"[bold]{name:<12}[/bold] {found.description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench import console, plan, results, runner, scenario, target
+    from bench.cell import CellSpec
+
+    pool_sizes = plan.parse_pool_sizes(args.pool_sizes)
+    concurrency = plan.parse_concurrency(args.concurrency)
+    if args.sqlite_path and args.db != "sqlite":
+        raise UsageError("--sqlite-path goes with --db sqlite")
+    found = scenario.load(args.scenario)
+    ops = args.ops if args.ops is not None else (args.max_ops if args.duration else DEFAULT_OPS)
+    cells = plan.build(pool_sizes, concurrency, args.max_overflow, args.trials, args.warmup)
+    results_dir = Path(args.results_dir)
+    results.check_writable(results_dir)
+
+    started = time.perf_counter()
+    with target.resolve(args.dburl, args.db, args.sqlite_path) as where:
+        console.err.print(f"database: {where.display} ({where.source})")
+        server_version = target.probe(where)
+        run_dir = results.new_run_dir(results_dir, found.name)
+        sync_url, async_url = where.urls_with_password()
+        config = {
+            "scenario": found.name,
+            "scenario_source": found.source,
+            "scenario_description": found.description,
+            "weights": found.weights,
+            "database": where.display,
+            "database_kind": where.kind,
+            "database_source": where.source,
+            "sync_driver": where.sync_url.drivername,
+            "async_driver": where.async_url.drivername,
+            "pool_sizes": pool_sizes,
+            "concurrency": str(concurrency),
+            "max_overflow": args.max_overflow,
+            "pool_timeout": args.pool_timeout,
+            "ops": ops,
+            "duration": args.duration,
+            "warmup": args.warmup if args.warmup is not None else "auto",
+            "trials": args.trials,
+            "seed": args.seed,
+            "cells_planned": len(cells),
+            "command": " ".join(scrub(a) for a in sys.argv),
+        }
+        run = runner.Run(
+            run_dir,
+            {
+                "schema_version": results.SCHEMA_VERSION,
+                "run_id": run_dir.name,
+                "status": "running",
+                "environment": results.environment(server_version),
+                "config": config,
+                "cells": [],
+            },
+        )
+        template = CellSpec(
+            scenario=found.source, mode="sync", pool_size=1, max_overflow=args.max_overflow,
+            pool_timeout=args.pool_timeout, concurrency=1, ops=ops, duration=args.duration,
+            warmup=0, seed=args.seed, trial=0, kind=where.kind, sync_url=sync_url,
+            async_url=async_url, keep_tables=False, out_path="",
+        )
+        with console.progress() as bar:
+            task = bar.add_task("", total=len(cells))
+
+            def done(_: Any, result: dict[str, Any]) -> None:
+                bar.update(task, advance=1, description=console.cell_label(result))
+
+            runner.run_plan(run, cells, template, on_cell_done=done, keep_last=args.keep_tables)
+    wall = time.perf_counter() - started
+    run.document["wall_s"] = wall
+    run.save()
+
+    document = run.document
+    title = (
+        f"{found.name} on {document['environment']['server_version'].split(' on ')[0]}"
+        f" ({where.display}), {ops if not args.duration else f'{args.duration:g} s of'} ops per cell"
+    )
+    console.out.print(console.summary_table(document["cells"], title))
+    for line in console.warnings(document["cells"]):
+        console.err.print(f"[yellow]warning:[/yellow] {line}")
+    console.out.print(f"results: {run.path}")
+    console.out.print(f"wall time: {wall:.1f} s for {len(document['cells'])} cells")
+    if run.interrupted:
+        console.err.print("interrupted: the results above cover the cells measured so far")
+        return EXIT_INTERRUPTED
+    crashed = sum(1 for c in document["cells"] if c.get("status") == "crashed")
+    if crashed:
+        console.err.print(f"error: {crashed} cell(s) crashed; see {run.path}")
+        return EXIT_RUNTIME
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+        return code
+    except BenchError as exc:
+        sys.stderr.write(f"bench: error: {scrub(str(exc))}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("bench: interrupted\n")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

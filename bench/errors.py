@@ -1,0 +1,53 @@
+"""Errors a user can cause, each ending in one clear line and an exit code, plus secret scrubbing."""
+
+from __future__ import annotations
+
+import re
+
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+_secrets: set[str] = set()
+# user:password@ inside anything that looks like a URL, even a malformed one
+_URL_PASSWORD = re.compile(r"(?P<pre>[A-Za-z0-9_.+-]*:)(?P<pw>[^:@/\s]+)(?P<post>@)")
+
+
+class BenchError(Exception):
+    """An error meant for the user: printed as one line, exits with ``exit_code``."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class UsageError(BenchError):
+    """Bad input on the command line or in the environment (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class RunError(BenchError):
+    """A run-time failure: unreachable server, unwritable folder, ... (exit 1)."""
+
+    exit_code = EXIT_RUNTIME
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember a secret (a password) so that :func:`scrub` removes it from any text."""
+    if secret:
+        _secrets.add(secret)
+
+
+def scrub(text: str) -> str:
+    """Remove every registered secret, and any ``user:password@`` in URLs, from ``text``."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return _URL_PASSWORD.sub(lambda m: f"{m['pre']}***{m['post']}", text)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """The first meaningful line of an exception's message, scrubbed and shortened."""
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0].strip()
+    if len(first) > limit:
+        first = first[: limit - 1] + "…"
+    return scrub(first)

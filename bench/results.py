@@ -1,0 +1,142 @@
+"""The run document: one JSON file per run in ``results/<run id>/``, written atomically.
+
+It carries a ``schema_version``, the environment, the configuration (password hidden) and every
+cell. It is rewritten after each cell (temp file + rename), so a run that is interrupted, or whose
+process dies, still leaves what it measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import __version__
+from bench.errors import RunError, UsageError, scrub
+
+SCHEMA_VERSION = 1
+RESULTS_FILE = "results.json"
+PACKAGES = ("sqlalchemy", "asyncpg", "psycopg2-binary", "aiosqlite", "greenlet", "hdrhistogram")
+
+
+def new_run_dir(results_dir: Path, scenario: str) -> Path:
+    """``results/<UTC timestamp>-<scenario>/``, created now; never an existing folder."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    base = f"{stamp}-{scenario}"
+    check_writable(results_dir)
+    for n in range(1, 1000):
+        run_dir = results_dir / (base if n == 1 else f"{base}-{n}")
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+        except FileExistsError:
+            continue
+        return run_dir
+    raise RunError(f"could not find a free run folder name under {results_dir}")
+
+
+def check_writable(folder: Path) -> None:
+    """Fail before measuring anything when results cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RunError(f"results folder {folder} is not writable: {reason}") from None
+
+
+def write_atomic(path: Path, document: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(document, fh, indent=1)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a run document, refusing anything that is not one (one clear line)."""
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"results file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read results file {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(document, dict) or "schema_version" not in document:
+        raise UsageError(f"{path} is not an asyncbench results file (no schema_version)")
+    if document["schema_version"] != SCHEMA_VERSION:
+        raise UsageError(
+            f"{path} has schema_version {document['schema_version']!r}; "
+            f"this asyncbench reads version {SCHEMA_VERSION}"
+        )
+    if not isinstance(document.get("cells"), list):
+        raise UsageError(f"{path} is missing its cells")
+    return document
+
+
+def environment(server_version: str | None) -> dict[str, Any]:
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "asyncbench": __version__,
+        "python": sys.version.split()[0],
+        "python_implementation": platform.python_implementation(),
+        "packages": packages,
+        "server_version": server_version,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "git_commit": _git_commit(),
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_unix": time.time(),
+    }
+
+
+def _cpu_model() -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent.parent
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return f"{commit}-dirty" if dirty.stdout.strip() else commit
+
+
+def scrubbed(document: dict[str, Any]) -> dict[str, Any]:
+    """The document with every registered secret removed from every string in it."""
+    return json.loads(scrub(json.dumps(document)))

