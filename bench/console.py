@@ -11,8 +11,8 @@ from rich.table import Table
 
 from bench.stats import summary_rows
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def progress() -> Progress:

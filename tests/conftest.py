@@ -1,0 +1,97 @@
+"""Shared fixtures: a real PostgreSQL (the machine's, or the embedded one when there is none)
+and a helper that runs the real ``bench`` command line in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from bench.target import embedded_postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+MACHINE_PG = os.environ.get("ASYNCBENCH_TEST_DBURL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _reachable(url: str) -> bool:
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def machine_pg() -> str:
+    """The machine's PostgreSQL over TCP. Required in CI; skipped on a machine without one."""
+    if _reachable(MACHINE_PG):
+        return MACHINE_PG
+    if IN_CI:
+        pytest.fail(f"CI needs the machine's PostgreSQL at {MACHINE_PG} and it does not answer")
+    pytest.skip(f"no PostgreSQL at {MACHINE_PG} (set ASYNCBENCH_TEST_DBURL)")
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A real PostgreSQL for tests that need one: the machine's, else an embedded one."""
+    if _reachable(MACHINE_PG):
+        yield MACHINE_PG
+        return
+    if IN_CI:
+        pytest.fail(f"CI needs the machine's PostgreSQL at {MACHINE_PG} and it does not answer")
+    with embedded_postgres() as target:
+        yield target.sync_url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def harness_connections(url: str) -> list[str]:
+    """application_name of every connection the harness left open on the server."""
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "select application_name from pg_stat_activity "
+                    "where application_name like 'asyncbench%' and pid <> pg_backend_pid()"
+                )
+            )
+            return [r[0] for r in rows]
+    finally:
+        engine.dispose()
+
+
+def run_bench(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command line, as a user would, in ``cwd``."""
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    full_env.update(env or {})
+    full_env.setdefault("COLUMNS", "120")
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def bench(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """``bench(*args)`` runs the CLI in a fresh folder (its own results/)."""
+
+    def call(*args: str, env: dict[str, str] | None = None, timeout: float = 240):  # type: ignore[no-untyped-def]
+        return run_bench(*args, cwd=tmp_path, env=env, timeout=timeout)
+
+    return call
