@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import Pool
+from sqlalchemy.pool import QueuePool
 
 from bench import APP_NAME
 from bench.errors import one_line, scrub
@@ -68,10 +68,16 @@ class CellSpec:
         }
 
 
+def _queue_pool(pool: Any) -> QueuePool:
+    if not isinstance(pool, QueuePool):  # AsyncAdaptedQueuePool is one too
+        raise TypeError(f"expected a QueuePool, the engine has {type(pool).__name__}")
+    return pool
+
+
 class PoolWatcher:
     """Pool events: the peak of checked-out connections and connections opened while measuring."""
 
-    def __init__(self, pool: Pool):
+    def __init__(self, pool: QueuePool):
         self.pool = pool
         self.peak_checked_out = 0
         self.connects = 0
@@ -145,6 +151,11 @@ def admin_engine(spec: CellSpec) -> Engine:
     """A small sync engine for schema, seeding and verification: never part of the figures."""
     options = engine_options(spec, "sync")
     options.update(pool_size=1, max_overflow=0)
+    if spec.kind == "postgresql":
+        options["connect_args"] = {
+            **options["connect_args"],
+            "application_name": f"{APP_NAME}:admin",
+        }
     return create_engine(spec.sync_url, **options)
 
 
@@ -162,7 +173,7 @@ def run_sync(
 ) -> tuple[dict[str, Any], float, float]:
     engine = create_engine(spec.sync_url, **engine_options(spec, "sync"))
     SessionLocal = sessionmaker(engine)
-    watcher = PoolWatcher(engine.pool)
+    watcher = PoolWatcher(_queue_pool(engine.pool))
     ops = [scenario.sync_ops[kind] for kind in seq.kinds]
 
     def worker(phase: Phase, rec: Recorder) -> None:
@@ -203,7 +214,7 @@ async def run_async(
         loop.add_signal_handler(sig, stopping.set)
     engine: AsyncEngine = create_async_engine(spec.async_url, **engine_options(spec, "async"))
     AsyncSessionLocal = async_sessionmaker(engine, expire_on_commit=False)
-    watcher = PoolWatcher(engine.sync_engine.pool)
+    watcher = PoolWatcher(_queue_pool(engine.sync_engine.pool))
     ops = [scenario.async_ops[kind] for kind in seq.kinds]
 
     async def worker(phase: Phase, rec: Recorder) -> None:
@@ -251,10 +262,12 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
         scenario = load(spec.scenario)
         seq = Sequence(scenario.weights, spec.warmup + spec.ops, spec.seed)
         admin = admin_engine(spec)
+        seed_t0 = time.perf_counter()
         scenario.metadata.drop_all(admin)
         scenario.metadata.create_all(admin)
         with Session(admin) as session:
             seq.data = scenario.seed(session, seq.counts())
+        result["seed_s"] = time.perf_counter() - seed_t0
         recs = Recorders(Recorder(seq.kinds), Recorder(seq.kinds))
         if spec.mode == "sync":
             pool, wall, cpu = run_sync(spec, scenario, seq, recs, stopping)

@@ -24,7 +24,9 @@ class Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
-def _number(kind: type, minimum: float, name: str, maximum: float | None = None) -> Callable:  # type: ignore[type-arg]
+def _number(
+    kind: type, minimum: float, name: str, maximum: float | None = None
+) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             value = kind(text)
@@ -57,7 +59,9 @@ def build_parser() -> Parser:
         "per cell; results to results/<run id>/results.json.",
     )
     where = run.add_argument_group("database (first given wins: --dburl, --db, DATABASE_URL, .env)")
-    where.add_argument("--dburl", metavar="URL", help="database URL (postgresql://..., sqlite:///file.db)")
+    where.add_argument(
+        "--dburl", metavar="URL", help="database URL (postgresql://..., sqlite:///file.db)"
+    )
     where.add_argument(
         "--db",
         choices=("embedded", "sqlite"),
@@ -65,56 +69,94 @@ def build_parser() -> Parser:
         "names a database); sqlite: a throwaway SQLite file",
     )
     where.add_argument("--sqlite-path", metavar="FILE", help="with --db sqlite: use this file")
-    run.add_argument("--scenario", default="crud", help="scenario name or path to a .py file (default: crud)")
     run.add_argument(
-        "--pool-sizes", default=DEFAULT_POOL_SIZES, metavar="N,N,...",
+        "--scenario", default="crud", help="scenario name or path to a .py file (default: crud)"
+    )
+    run.add_argument(
+        "--pool-sizes",
+        default=DEFAULT_POOL_SIZES,
+        metavar="N,N,...",
         help=f"pool sizes to sweep (default: {DEFAULT_POOL_SIZES})",
     )
     run.add_argument(
-        "--concurrency", default="pool", metavar="N|Kx",
+        "--concurrency",
+        default="pool",
+        metavar="N|Kx",
         help="workers per cell: a number, or a multiple of the pool size such as 2x "
         "(default: equal to the pool size)",
     )
     run.add_argument(
-        "--max-overflow", type=_number(int, 0, "--max-overflow", 10_000), default=0, metavar="N",
+        "--modes",
+        default="sync,async",
+        metavar="M,M",
+        help="which sides to run: sync, async or both (default: sync,async)",
+    )
+    run.add_argument(
+        "--max-overflow",
+        type=_number(int, 0, "--max-overflow", 10_000),
+        default=0,
+        metavar="N",
         help="connections allowed above the pool size (default: 0)",
     )
     run.add_argument(
-        "--pool-timeout", type=_number(float, 0.001, "--pool-timeout", 3600), default=30.0,
-        metavar="S", help="seconds to wait for a pooled connection before failing (default: 30)",
+        "--pool-timeout",
+        type=_number(float, 0.001, "--pool-timeout", 3600),
+        default=30.0,
+        metavar="S",
+        help="seconds to wait for a pooled connection before failing (default: 30)",
     )
     amount = run.add_mutually_exclusive_group()
     amount.add_argument(
-        "--ops", type=_number(int, 1, "--ops", 100_000_000), default=None, metavar="N",
+        "--ops",
+        type=_number(int, 1, "--ops", 100_000_000),
+        default=None,
+        metavar="N",
         help=f"measured operations per cell (default: {DEFAULT_OPS})",
     )
     amount.add_argument(
-        "--duration", type=_number(float, 0.1, "--duration", 86_400), default=None, metavar="S",
+        "--duration",
+        type=_number(float, 0.1, "--duration", 86_400),
+        default=None,
+        metavar="S",
         help="measure for S seconds per cell instead of a number of operations",
     )
     run.add_argument(
-        "--max-ops", type=_number(int, 1, "--max-ops", 100_000_000), default=200_000, metavar="N",
+        "--max-ops",
+        type=_number(int, 1, "--max-ops", 100_000_000),
+        default=200_000,
+        metavar="N",
         help="with --duration: the most operations a cell may run (rows are seeded for them; "
         "default: 200000)",
     )
     run.add_argument(
-        "--warmup", type=_number(int, 0, "--warmup", 10_000_000), default=None, metavar="N",
+        "--warmup",
+        type=_number(int, 0, "--warmup", 10_000_000),
+        default=None,
+        metavar="N",
         help="operations run before measuring, not counted (default: max(100, 4 x workers))",
     )
     run.add_argument(
-        "--trials", type=_number(int, 1, "--trials", 1000), default=1, metavar="N",
+        "--trials",
+        type=_number(int, 1, "--trials", 1000),
+        default=1,
+        metavar="N",
         help="repeat every cell N times, interleaved sync, async, sync, async (default: 1)",
     )
     run.add_argument(
-        "--seed", type=_number(int, 0, "--seed"), default=1,
+        "--seed",
+        type=_number(int, 0, "--seed"),
+        default=1,
         help="seed of the operation sequence (default: 1)",
     )
     run.add_argument(
-        "--results-dir", default="results", metavar="DIR",
+        "--results-dir",
+        default="results",
+        metavar="DIR",
         help="where run folders go (default: ./results)",
     )
     run.add_argument(
-        "--keep-tables", action="store_true",
+        "--keep-tables",
+        action="store_true",
         help="leave the last cell's tables in the database, to inspect them",
     )
     run.set_defaults(handler=cmd_run)
@@ -143,14 +185,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError("--sqlite-path goes with --db sqlite")
     found = scenario.load(args.scenario)
     ops = args.ops if args.ops is not None else (args.max_ops if args.duration else DEFAULT_OPS)
-    cells = plan.build(pool_sizes, concurrency, args.max_overflow, args.trials, args.warmup)
+    modes = plan.parse_modes(args.modes)
+    cells = plan.build(
+        pool_sizes, concurrency, args.max_overflow, args.trials, args.warmup, modes=modes
+    )
     results_dir = Path(args.results_dir)
     results.check_writable(results_dir)
 
     started = time.perf_counter()
     with target.resolve(args.dburl, args.db, args.sqlite_path) as where:
-        console.err.print(f"database: {where.display} ({where.source})")
         server_version = target.probe(where)
+        short_version = server_version.split(" on ")[0]
+        console.err.print(f"database: {where.display} ({where.source}), {short_version}")
         run_dir = results.new_run_dir(results_dir, found.name)
         sync_url, async_url = where.urls_with_password()
         config = {
@@ -165,6 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "async_driver": where.async_url.drivername,
             "pool_sizes": pool_sizes,
             "concurrency": str(concurrency),
+            "modes": list(modes),
             "max_overflow": args.max_overflow,
             "pool_timeout": args.pool_timeout,
             "ops": ops,
@@ -187,10 +234,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             },
         )
         template = CellSpec(
-            scenario=found.source, mode="sync", pool_size=1, max_overflow=args.max_overflow,
-            pool_timeout=args.pool_timeout, concurrency=1, ops=ops, duration=args.duration,
-            warmup=0, seed=args.seed, trial=0, kind=where.kind, sync_url=sync_url,
-            async_url=async_url, keep_tables=False, out_path="",
+            scenario=found.source,
+            mode="sync",
+            pool_size=1,
+            max_overflow=args.max_overflow,
+            pool_timeout=args.pool_timeout,
+            concurrency=1,
+            ops=ops,
+            duration=args.duration,
+            warmup=0,
+            seed=args.seed,
+            trial=0,
+            kind=where.kind,
+            sync_url=sync_url,
+            async_url=async_url,
+            keep_tables=False,
+            out_path="",
         )
         with console.progress() as bar:
             task = bar.add_task("", total=len(cells))
@@ -204,10 +263,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     run.save()
 
     document = run.document
-    title = (
-        f"{found.name} on {document['environment']['server_version'].split(' on ')[0]}"
-        f" ({where.display}), {ops if not args.duration else f'{args.duration:g} s of'} ops per cell"
-    )
+    amount = f"{args.duration:g} s" if args.duration else f"{ops} operations"
+    title = f"{found.name} on {short_version} ({where.display}), {amount} per cell"
     console.out.print(console.summary_table(document["cells"], title))
     for line in console.warnings(document["cells"]):
         console.err.print(f"[yellow]warning:[/yellow] {line}")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich import box
 from rich.table import Table
 
 from bench.stats import summary_rows
@@ -45,7 +45,13 @@ def _fmt_ratio(value: float | None) -> str:
 
 
 def summary_table(cells: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, caption="p99: 99th percentile latency in milliseconds", caption_justify="left")
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption="p99: 99th percentile latency in milliseconds",
+        caption_justify="left",
+    )
     table.add_column("pool", justify="right")
     table.add_column("workers", justify="right")
     table.add_column("sync ops/s", justify="right")
@@ -80,11 +86,14 @@ def warnings(cells: list[dict[str, Any]]) -> list[str]:
             lines.append(f"{label}: interrupted; its figures cover only part of the cell")
         if cell.get("failed"):
             by_class = ", ".join(f"{k} x{v}" for k, v in cell.get("errors", {}).items())
-            lines.append(f"{label}: {cell['failed']} of {cell['planned']} operations failed ({by_class})")
+            lines.append(
+                f"{label}: {cell['failed']} of {cell['planned']} operations failed ({by_class})"
+            )
         pool = cell.get("pool") or {}
         if pool.get("leak"):
             lines.append(
-                f"{label}: connection leak: {pool['checked_out_at_end']} still checked out at the end"
+                f"{label}: connection leak: "
+                f"{pool['checked_out_at_end']} still checked out at the end"
             )
         verify = cell.get("verify") or {}
         if verify and not verify.get("ok"):

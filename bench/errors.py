@@ -1,4 +1,4 @@
-"""Errors a user can cause, each ending in one clear line and an exit code, plus secret scrubbing."""
+"""Errors a user can cause (one clear line and an exit code each), and secret scrubbing."""
 
 from __future__ import annotations
 
@@ -42,6 +42,18 @@ def scrub(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
     return _URL_PASSWORD.sub(lambda m: f"{m['pre']}***{m['post']}", text)
+
+
+def mask_url_text(text: str) -> str:
+    """Hide the password of a URL given as text, even one too malformed to parse:
+    everything between the first ':' of the user part and the last '@' goes."""
+    scheme, sep, rest = text.partition("://")
+    if sep and "@" in rest:
+        userinfo, _, hostpart = rest.rpartition("@")
+        if ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            return scrub(f"{scheme}{sep}{user}:***@{hostpart}")
+    return scrub(text)
 
 
 def one_line(exc: BaseException, limit: int = 300) -> str:

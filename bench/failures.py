@@ -8,7 +8,7 @@ from sqlalchemy import exc as sa_exc
 
 
 def classify(error: BaseException) -> str:
-    """A short, driver-independent error class: ``pool_timeout``, ``disconnect``, ``IntegrityError``..."""
+    """A short, driver-independent error class: ``pool_timeout``, ``disconnect``, ..."""
     if isinstance(error, sa_exc.TimeoutError):  # QueuePool limit reached, timed out
         return "pool_timeout"
     if isinstance(error, sa_exc.DBAPIError):

@@ -90,12 +90,21 @@ def build(
     max_overflow: int,
     trials: int,
     warmup: int | None = None,
+    modes: tuple[str, ...] = MODES,
 ) -> list[PlannedCell]:
     cells = []
     for trial in range(trials):
         for size in pool_sizes:
             workers = concurrency.workers(size)
             ops_warmup = auto_warmup(workers) if warmup is None else warmup
-            for mode in MODES:
+            for mode in modes:
                 cells.append(PlannedCell(mode, size, max_overflow, workers, ops_warmup, trial))
     return cells
+
+
+def parse_modes(text: str) -> tuple[str, ...]:
+    modes = tuple(dict.fromkeys(m.strip().lower() for m in text.split(",")))
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise UsageError(f"--modes: expected sync, async or sync,async, got {text!r}")
+    return tuple(m for m in MODES if m in modes)  # always sync before async

@@ -73,5 +73,3 @@ class Recorder:
         for tally in self.tallies:
             merged.add(tally.histogram)
         return merged
-
-

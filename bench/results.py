@@ -74,7 +74,9 @@ def load(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read results file {path}: {exc}") from None
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{path} is not valid JSON (truncated?): {exc.msg} at line {exc.lineno}") from None
+        raise UsageError(
+            f"{path} is not valid JSON (truncated?): {exc.msg} at line {exc.lineno}"
+        ) from None
     if not isinstance(document, dict) or "schema_version" not in document:
         raise UsageError(f"{path} is not an asyncbench results file (no schema_version)")
     if document["schema_version"] != SCHEMA_VERSION:
@@ -88,7 +90,7 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def environment(server_version: str | None) -> dict[str, Any]:
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             packages[name] = metadata.version(name)
@@ -125,11 +127,17 @@ def _git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         )
         dirty = subprocess.run(
             ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -77,7 +77,8 @@ def run_plan(
 
 
 def run_cell_process(spec: CellSpec) -> tuple[dict[str, Any], bool]:
-    """Run one cell in a fresh Python process; returns its result and whether we were interrupted."""
+    """Run one cell in a fresh Python process; return its result and whether we were
+    interrupted."""
     fd, out_path = tempfile.mkstemp(prefix="asyncbench-cell-", suffix=".json")
     os.close(fd)
     os.unlink(out_path)
@@ -129,7 +130,8 @@ def _read_result(spec: CellSpec, out_path: str, returncode: int, stderr: bytes) 
         "status": "crashed",
         "error": {
             "class": "ProcessDied",
-            "message": f"cell process exited with code {returncode}" + (f": {tail}" if tail else ""),
+            "message": f"cell process exited with code {returncode}"
+            + (f": {tail}" if tail else ""),
         },
     }
 

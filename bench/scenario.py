@@ -153,7 +153,9 @@ def _import(ref: str) -> ModuleType:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a scenario must not end the harness
         del sys.modules[name]
         raise UsageError(
             f"scenario {ref!r} failed to import: {type(exc).__name__}: {one_line(exc)}"
@@ -182,7 +184,7 @@ def _check(module: ModuleType, ref: str) -> Scenario:
                 f"scenario {ref!r}: missing async twin: async def {name}_async(session, op)"
             )
         sync_ops[name] = sync_fn
-        async_ops[name] = async_fn  # type: ignore[assignment]
+        async_ops[name] = async_fn
     if sum(weights.values()) <= 0:
         raise UsageError(f"scenario {ref!r}: weights add up to 0")
     metadata = getattr(module, "metadata", None)

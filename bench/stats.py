@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hdrh.histogram import HdrHistogram
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
@@ -43,12 +45,12 @@ def median(values: list[float]) -> float | None:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def summary_rows(cells: list[dict]) -> list[dict]:  # type: ignore[type-arg]
+def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per (pool size, concurrency): sync and async side by side, medians over trials.
 
     Only cells that finished measuring (status ``ok``) count.
     """
-    groups: dict[tuple[int, int], dict[str, list[dict]]] = {}  # type: ignore[type-arg]
+    groups: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}
     for cell in cells:
         key = (cell["cell"]["pool_size"], cell["cell"]["concurrency"])
         groups.setdefault(key, {"sync": [], "async": []})
@@ -56,7 +58,7 @@ def summary_rows(cells: list[dict]) -> list[dict]:  # type: ignore[type-arg]
             groups[key][cell["cell"]["mode"]].append(cell)
     rows = []
     for (pool_size, concurrency), by_mode in sorted(groups.items()):
-        row: dict[str, float | int | None] = {"pool_size": pool_size, "concurrency": concurrency}
+        row: dict[str, Any] = {"pool_size": pool_size, "concurrency": concurrency}
         for mode, done in by_mode.items():
             row[f"{mode}_trials"] = len(done)
             row[f"{mode}_ops_s"] = median([c["throughput"] for c in done])

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
-from bench.errors import RunError, UsageError, one_line, register_secret, scrub
+from bench.errors import RunError, UsageError, mask_url_text, one_line, register_secret, scrub
 
 # kind -> (sync driver, async driver)
 DRIVERS: dict[str, tuple[str, str]] = {
@@ -78,14 +79,21 @@ class Target:
         )
 
 
-def parse_url(text: str) -> URL:
+def parse_url(text: str, source: str = "--dburl") -> URL:
     """Parse a database URL, with a clean error for anything malformed or unsupported."""
+    shown = mask_url_text(text)
     try:
         url = make_url(text.strip())
+        port = url.port  # may raise for a port that is not a number
     except (ArgumentError, ValueError) as exc:
-        raise UsageError(f"malformed database URL {scrub(text)!r}: {scrub(str(exc))}") from None
+        reason = scrub(str(exc)).replace(text, shown)
+        raise UsageError(f"malformed database URL {shown!r} from {source}: {reason}") from None
     if url.password is not None:
         register_secret(str(url.password))
+    if port is not None and not 1 <= port <= 65535:
+        raise UsageError(
+            f"malformed database URL {shown!r} from {source}: port {port} out of range"
+        )
     return url
 
 
@@ -159,9 +167,7 @@ def sqlite_file(path: str | None) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def resolve(
-    dburl: str | None, db: str | None, sqlite_path: str | None = None
-) -> Iterator[Target]:
+def resolve(dburl: str | None, db: str | None, sqlite_path: str | None = None) -> Iterator[Target]:
     """Walk the ladder and yield a ready Target; embedded servers live for the ``with`` block."""
     if dburl is not None and db is not None:
         raise UsageError("give either --dburl or --db, not both")
@@ -175,7 +181,7 @@ def resolve(
     if db != "embedded":
         settings = _settings()
         if settings.database_url:
-            yield target_from_url(parse_url(settings.database_url), "DATABASE_URL")
+            yield target_from_url(parse_url(settings.database_url, "DATABASE_URL"), "DATABASE_URL")
             return
         parts = settings.parts_url()
         if parts is not None:
@@ -190,10 +196,13 @@ def resolve(
 def _settings() -> DbSettings:
     try:
         return DbSettings()
-    except Exception as exc:  # pydantic ValidationError: e.g. DB_PORT=abc
-        msg = scrub(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
-        raise UsageError(f"bad database settings in the environment or .env: {msg}") from None
-
+    except ValidationError as exc:  # e.g. DB_PORT=abc
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}" for e in exc.errors()
+        )
+        raise UsageError(
+            f"bad database settings in the environment or .env: {scrub(problems)}"
+        ) from None
 
 
 def probe(target: Target) -> str:
@@ -214,7 +223,9 @@ def probe(target: Target) -> str:
         with engine.connect() as conn:
             version = str(conn.scalar(version_sql))
     except Exception as exc:
-        raise RunError(f"cannot connect to {target.display} ({target.source}): {_reason(exc)}") from None
+        raise RunError(
+            f"cannot connect to {target.display} ({target.source}): {_reason(exc)}"
+        ) from None
     finally:
         engine.dispose()
 
@@ -235,7 +246,8 @@ def probe(target: Target) -> str:
         asyncio.run(async_probe())
     except Exception as exc:
         raise RunError(
-            f"cannot connect to {target.display} through {target.async_url.drivername}: {_reason(exc)}"
+            f"cannot connect to {target.display} through {target.async_url.drivername}: "
+            f"{_reason(exc)}"
         ) from None
     return version if target.kind != "sqlite" else f"SQLite {version}"
 

@@ -38,7 +38,9 @@ def seed(session: Session, counts: Mapping[str, int]) -> Seeded:
     for group, n in groups.items():
         rows = [{"name": f"{group} {k}", "email": f"{group}-{k}@seed.invalid"} for k in range(n)]
         ids[group] = (
-            list(session.scalars(insert(User).returning(User.id, sort_by_parameter_order=True), rows))
+            list(
+                session.scalars(insert(User).returning(User.id, sort_by_parameter_order=True), rows)
+            )
             if rows
             else []
         )
@@ -53,7 +55,11 @@ def verify(session: Session, data: Seeded, outcome: Outcome) -> list[str]:
     updated = outcome.succeeded("update")
     deleted = outcome.succeeded("delete")
     expected = {
-        "total": len(data.read_ids) + len(data.update_ids) + len(data.delete_ids) + created - deleted,
+        "total": len(data.read_ids)
+        + len(data.update_ids)
+        + len(data.delete_ids)
+        + created
+        - deleted,
         "created": created,
         "updated": updated,
         "delete rows left": len(data.delete_ids) - deleted,

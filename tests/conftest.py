@@ -6,22 +6,31 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from bench.target import embedded_postgres
+from bench.target import embedded_postgres, target_from_url
 
 ROOT = Path(__file__).resolve().parent.parent
 MACHINE_PG = os.environ.get("ASYNCBENCH_TEST_DBURL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
+def engine_for(url: str, **kwargs: Any) -> Engine:
+    """A sync engine through the harness's own driver choice (SQLAlchemy 2.1 would pick psycopg 3
+    for a bare postgresql:// URL)."""
+    target = target_from_url(make_url(url), "test")
+    return create_engine(target.sync_url, poolclass=NullPool, **kwargs)
+
+
 def _reachable(url: str) -> bool:
-    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 3})
+    engine = engine_for(url, connect_args={"connect_timeout": 3})
     try:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
@@ -56,7 +65,7 @@ def pg_url() -> Iterator[str]:
 
 def harness_connections(url: str) -> list[str]:
     """application_name of every connection the harness left open on the server."""
-    engine = create_engine(url, poolclass=NullPool)
+    engine = engine_for(url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
@@ -88,10 +97,12 @@ def run_bench(
 
 
 @pytest.fixture
-def bench(tmp_path: Path):  # type: ignore[no-untyped-def]
+def bench(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """``bench(*args)`` runs the CLI in a fresh folder (its own results/)."""
 
-    def call(*args: str, env: dict[str, str] | None = None, timeout: float = 240):  # type: ignore[no-untyped-def]
+    def call(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 240
+    ) -> subprocess.CompletedProcess[str]:
         return run_bench(*args, cwd=tmp_path, env=env, timeout=timeout)
 
     return call
