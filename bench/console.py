@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich import box
@@ -11,7 +12,8 @@ from rich.table import Table
 
 from bench.stats import summary_rows
 
-out = Console(highlight=False, soft_wrap=True)
+# piped output is not cut to 80 columns: the summary table must stay readable in logs and CI
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
