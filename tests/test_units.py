@@ -1,0 +1,170 @@
+"""Pure pieces: the sequence, the plan, URL handling, scrubbing, statistics, error classes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from bench import errors, plan, stats
+from bench.failures import classify
+from bench.recorder import Recorder, decode, encode
+from bench.scenario import Outcome, Sequence
+from bench.target import target_from_url
+
+WEIGHTS = {"create": 20, "read": 40, "update": 20, "delete": 10, "list": 10}
+
+
+def test_sequence_is_deterministic_and_keys_count_per_kind() -> None:
+    a = Sequence(WEIGHTS, 5000, seed=3)
+    b = Sequence(WEIGHTS, 5000, seed=3)
+    c = Sequence(WEIGHTS, 5000, seed=4)
+    assert a.codes == b.codes and a.keys == b.keys
+    assert a.codes != c.codes
+    seen: dict[str, int] = {}
+    for i in range(len(a)):
+        op = a.op(i)
+        assert op.index == i
+        assert op.key == seen.get(op.kind, 0)
+        seen[op.kind] = op.key + 1
+    assert seen == a.counts()
+    assert sum(a.counts().values()) == 5000
+    # weights are respected (40% reads, within sampling noise)
+    assert 0.37 < a.counts()["read"] / 5000 < 0.43
+
+
+def test_sequence_prefix_counts_and_outcome() -> None:
+    seq = Sequence(WEIGHTS, 100, seed=1)
+    first = seq.counts(upto=10)
+    assert sum(first.values()) == 10
+    update_indices = [i for i in range(100) if seq.op(i).kind == "update"]
+    failed = frozenset(update_indices[:2])
+    outcome = Outcome(seq, issued=100, failed=failed)
+    assert outcome.succeeded("update") == seq.counts()["update"] - 2
+    assert next(outcome.succeeded_keys("update")) == 2  # keys 0 and 1 failed
+    assert Outcome(seq, issued=0, failed=frozenset()).succeeded("create") == 0
+
+
+def test_plan_interleaves_modes_inside_trials() -> None:
+    cells = plan.build([1, 4], plan.parse_concurrency("2x"), max_overflow=0, trials=2)
+    order = [(c.trial, c.pool_size, c.mode, c.concurrency) for c in cells]
+    assert order == [
+        (0, 1, "sync", 2), (0, 1, "async", 2), (0, 4, "sync", 8), (0, 4, "async", 8),
+        (1, 1, "sync", 2), (1, 1, "async", 2), (1, 4, "sync", 8), (1, 4, "async", 8),
+    ]  # fmt: skip
+    assert all(c.warmup == max(100, 4 * c.concurrency) for c in cells)
+    assert [c.warmup for c in plan.build([1], plan.parse_concurrency("3"), 0, 1, 7)] == [7, 7]
+    assert [c.mode for c in plan.build([1], plan.parse_concurrency("pool"), 0, 1,
+                                       modes=plan.parse_modes("async"))] == ["async"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "workers_at_pool_4"),
+    [("pool", 4), ("1x", 4), ("2x", 8), ("0.5x", 2), ("10", 10), ("1", 1)],
+)
+def test_concurrency(text: str, workers_at_pool_4: int) -> None:
+    assert plan.parse_concurrency(text).workers(4) == workers_at_pool_4
+
+
+def test_pool_sizes_deduplicated_in_order() -> None:
+    assert plan.parse_pool_sizes("8, 1,8,2") == [8, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("url", "sync", "async_"),
+    [
+        ("postgresql://u@h/db", "postgresql+psycopg2", "postgresql+asyncpg"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+psycopg2", "postgresql+asyncpg"),
+        ("postgresql+psycopg2://u@h/db", "postgresql+psycopg2", "postgresql+asyncpg"),
+        ("postgres://u@h/db", "postgresql+psycopg2", "postgresql+asyncpg"),
+        ("sqlite:///x.db", "sqlite+pysqlite", "sqlite+aiosqlite"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+pysqlite", "sqlite+aiosqlite"),
+    ],
+)
+def test_one_url_two_flavours(url: str, sync: str, async_: str) -> None:
+    target = target_from_url(make_url(url), "test")
+    assert target.sync_url.drivername == sync
+    assert target.async_url.drivername == async_
+    assert target.sync_url.database == target.async_url.database
+
+
+def test_display_hides_password_and_drops_empty_one() -> None:
+    target = target_from_url(make_url("postgresql+asyncpg://bob:hunter2@db:5433/app"), "test")
+    assert target.display == "postgresql://bob:***@db:5433/app"
+    assert "hunter2" in target.urls_with_password()[1]
+    socket = target_from_url(make_url("postgresql://postgres:@/postgres?host=/tmp/s"), "test")
+    assert socket.display == "postgresql://postgres@/postgres?host=/tmp/s"
+
+
+def test_scrub_and_mask() -> None:
+    errors.register_secret("pa55-word")
+    assert errors.scrub("login failed: pa55-word rejected") == "login failed: *** rejected"
+    assert errors.scrub("postgresql://u:xyz@h/db") == "postgresql://u:***@h/db"
+    assert (
+        errors.mask_url_text("postgresql://u:a:b/c d@h:port/db") == "postgresql://u:***@h:port/db"
+    )
+    assert errors.mask_url_text("not a url") == "not a url"
+
+
+def test_classify() -> None:
+    assert classify(sa_exc.TimeoutError("QueuePool limit")) == "pool_timeout"
+    disconnect = sa_exc.OperationalError(
+        "select 1", {}, Exception("gone"), connection_invalidated=True
+    )
+    assert classify(disconnect) == "disconnect"
+    integrity = sa_exc.IntegrityError("insert", {}, Exception("duplicate key"))
+    assert classify(integrity) == "IntegrityError"
+    assert classify(asyncio.TimeoutError()) == "timeout"
+    assert classify(AssertionError()) == "check_failed"
+    assert classify(ValueError("x")) == "ValueError"
+
+
+def test_recorder_counts_and_histograms_round_trip() -> None:
+    rec = Recorder(["read", "write"])
+    for us in (100, 200, 300, 400):
+        rec.ok(0, us * 1000)
+    rec.ok(1, 5_000_000)
+    rec.failed(1, 7, "IntegrityError", "duplicate key")
+    rec.failed(1, 9, "IntegrityError", "second message")
+    assert rec.completed == 5 and rec.failures == 2
+    assert rec.errors == {"IntegrityError": 2}
+    assert rec.error_samples == {"IntegrityError": "duplicate key"}
+    assert rec.failed_indices == {7, 9}
+    overall = rec.overall()
+    assert overall.get_total_count() == 5
+    again = decode(encode(overall))
+    assert again.get_total_count() == 5
+    assert again.get_value_at_percentile(50) == overall.get_value_at_percentile(50)
+    summary = stats.latency_summary(again)
+    assert summary["count"] == 5
+    assert 299 <= summary["p50_us"] <= 301
+    assert 4_990 <= summary["max_us"] <= 5_010
+
+
+def test_summary_rows_pair_sync_and_async() -> None:
+    def cell(mode: str, pool: int, ops_s: float, p99: int, status: str = "ok") -> dict:
+        return {
+            "cell": {"mode": mode, "pool_size": pool, "concurrency": pool, "trial": 0},
+            "status": status,
+            "throughput": ops_s,
+            "completed": 10,
+            "latency": {"overall": {"p50_us": p99 // 2, "p99_us": p99}},
+        }
+
+    rows = stats.summary_rows(
+        [
+            cell("sync", 2, 100, 900),
+            cell("async", 2, 80, 1000),
+            cell("sync", 1, 50, 500),
+            cell("async", 1, 60, 400, status="crashed"),
+        ]
+    )
+    assert [r["pool_size"] for r in rows] == [1, 2]
+    assert rows[0]["async_ops_s"] is None and rows[0]["ratio"] is None
+    assert rows[1]["ratio"] == pytest.approx(0.8)
+    assert rows[1]["sync_p99_us"] == 900
+    assert stats.median([3, 1, 2]) == 2
+    assert stats.median([4, 1, 2, 3]) == 2.5
+    assert stats.median([]) is None
