@@ -11,6 +11,7 @@ watcher; the one difference is threads + ``Session`` against tasks + ``AsyncSess
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -32,9 +33,12 @@ from sqlalchemy.pool import QueuePool
 from bench import APP_NAME
 from bench.errors import one_line, scrub
 from bench.failures import classify
-from bench.recorder import Recorder, encode
+from bench.recorder import LATE_NS, Recorder, encode, new_histogram
 from bench.scenario import Outcome, Scenario, Sequence, load
 from bench.stats import latency_summary, throughput
+
+# a client process using 90% of a core or more is limiting its own figures
+CLIENT_BOUND_SHARE = 0.9
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,9 @@ class CellSpec:
     async_url: str
     keep_tables: bool
     out_path: str
+    rate: float | None = None  # open loop: operations per second for the whole cell
+    instrument: bool = True  # histograms, checkout timing, pool events, sampler, loop lag
+    sample_hz: float = 10.0
 
     def key(self) -> dict[str, Any]:
         """What identifies the cell in a run (no URLs, no paths)."""
@@ -77,15 +84,17 @@ def _queue_pool(pool: Any) -> QueuePool:
 class PoolWatcher:
     """Pool events: the peak of checked-out connections and connections opened while measuring."""
 
-    def __init__(self, pool: QueuePool):
+    def __init__(self, pool: QueuePool, events: bool = True):
         self.pool = pool
+        self.events = events
         self.peak_checked_out = 0
         self.connects = 0
         self.connects_measured = 0
         self.measuring = False
         self._lock = threading.Lock()
-        event.listen(pool, "checkout", self._on_checkout)
-        event.listen(pool, "connect", self._on_connect)
+        if events:
+            event.listen(pool, "checkout", self._on_checkout)
+            event.listen(pool, "connect", self._on_connect)
 
     def _on_checkout(self, *_: Any) -> None:
         with self._lock:
@@ -99,33 +108,129 @@ class PoolWatcher:
 
     def report(self) -> dict[str, Any]:
         checked_out = self.pool.checkedout()
-        return {
+        report: dict[str, Any] = {
             "class": type(self.pool).__name__,
+            "size": self.pool.size(),
             "status": self.pool.status(),
-            "peak_checked_out": self.peak_checked_out,
             "checked_out_at_end": checked_out,
             "leak": checked_out != 0,
-            "connections_opened": self.connects,
-            "connections_opened_while_measuring": self.connects_measured,
         }
+        if self.events:
+            report.update(
+                peak_checked_out=self.peak_checked_out,
+                connections_opened=self.connects,
+                connections_opened_while_measuring=self.connects_measured,
+            )
+        return report
 
 
 class Phase:
-    """Hands out operation indices in order, until the range, the deadline or a stop ends it."""
+    """Hands out operation indices in order, until the range, the deadline or a stop ends it.
 
-    def __init__(self, start: int, stop: int, stopping: threading.Event, duration: float | None):
+    In open loop (``rate``), operation ``i`` is due at a fixed intended time: the start of the
+    phase plus ``(i - first) / rate``, whatever happened to the operations before it.
+    """
+
+    def __init__(
+        self,
+        start: int,
+        stop: int,
+        stopping: threading.Event,
+        duration: float | None = None,
+        rate: float | None = None,
+    ):
         self._next = itertools.count(start)  # next() on a count is atomic under the GIL
+        self.first = start
         self.stop = stop
         self.stopping = stopping
-        self.deadline = time.perf_counter() + duration if duration else None
+        self.started_ns = time.perf_counter_ns()
+        self.deadline_ns = self.started_ns + int(duration * 1e9) if duration else None
+        self.interval_ns = int(1e9 / rate) if rate else 0
 
     def take(self) -> int | None:
         if self.stopping.is_set():
             return None
-        if self.deadline is not None and time.perf_counter() >= self.deadline:
-            return None
         i = next(self._next)
-        return i if i < self.stop else None
+        if i >= self.stop:
+            return None
+        if self.deadline_ns is not None:
+            due = self.due_ns(i) if self.interval_ns else time.perf_counter_ns()
+            if due >= self.deadline_ns:
+                return None
+        return i
+
+    def due_ns(self, i: int) -> int:
+        """Intended start of operation ``i`` (open loop)."""
+        return self.started_ns + (i - self.first) * self.interval_ns
+
+
+class PoolSampler:
+    """Samples the pool's counters at a fixed rate from a thread of its own.
+
+    ``overflow()`` is negative until the pool has opened all of its connections.
+    """
+
+    def __init__(self, pool: QueuePool, hz: float):
+        self.pool = pool
+        self.period = 1.0 / hz
+        self.series: dict[str, list[float]] = {
+            "t_s": [], "checked_out": [], "checked_in": [], "overflow": [],
+        }  # fmt: skip
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pool-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._thread.start()
+
+    def _run(self) -> None:
+        n = 0
+        while True:
+            self._sample()
+            n += 1
+            if self._done.wait(max(0.0, self._t0 + n * self.period - time.perf_counter())):
+                break
+
+    def _sample(self) -> None:
+        pool, series = self.pool, self.series
+        series["t_s"].append(round(time.perf_counter() - self._t0, 4))
+        series["checked_out"].append(pool.checkedout())
+        series["checked_in"].append(pool.checkedin())
+        series["overflow"].append(pool.overflow())
+
+    def stop(self) -> dict[str, Any]:
+        self._done.set()
+        self._thread.join()
+        self._sample()
+        return {"hz": 1.0 / self.period, "size": self.pool.size(), **self.series}
+
+
+class LoopLag:
+    """A heartbeat task on the event loop: how late it wakes up is how busy the loop is."""
+
+    PERIOD_S = 0.005
+
+    def __init__(self) -> None:
+        self.histogram = new_histogram()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        due = time.perf_counter() + self.PERIOD_S
+        while True:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            now = time.perf_counter()
+            self.histogram.record_value(max(1, int((now - due) * 1e6)))
+            due = max(due + self.PERIOD_S, now)
+
+    async def stop(self) -> dict[str, Any]:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        return latency_summary(self.histogram)
 
 
 def engine_options(spec: CellSpec, flavour: str) -> dict[str, Any]:
@@ -165,7 +270,11 @@ class Recorders:
     measured: Recorder
 
 
-# --- the twins --------------------------------------------------------------------------------
+# --- the twins ---------------------------------------------------------------------------------
+#
+# One operation: (open loop: wait for its intended time) -> open a session -> check out a
+# connection, timed apart ("checkout wait") -> the scenario's function -> close the session.
+# Latency counts from the intended start in open loop, from the actual start otherwise.
 
 
 def run_sync(
@@ -173,35 +282,56 @@ def run_sync(
 ) -> tuple[dict[str, Any], float, float]:
     engine = create_engine(spec.sync_url, **engine_options(spec, "sync"))
     SessionLocal = sessionmaker(engine)
-    watcher = PoolWatcher(_queue_pool(engine.pool))
+    pool = _queue_pool(engine.pool)
+    watcher = PoolWatcher(pool, events=spec.instrument)
     ops = [scenario.sync_ops[kind] for kind in seq.kinds]
+    timed = spec.instrument
 
     def worker(phase: Phase, rec: Recorder) -> None:
         while (i := phase.take()) is not None:
             code = seq.codes[i]
+            due = 0
+            if phase.interval_ns:
+                due = phase.due_ns(i)
+                time.sleep(max(0, due - time.perf_counter_ns()) / 1e9)
             t0 = time.perf_counter_ns()
+            wait = 0
             try:
                 with SessionLocal() as session:
+                    if timed:
+                        session.connection()
+                        wait = time.perf_counter_ns() - t0
                     ops[code](session, seq.op(i))
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
-                rec.ok(code, time.perf_counter_ns() - t0)
+                end = time.perf_counter_ns()
+                if due:
+                    rec.ok(code, end - due, wait, late_ns=max(0, t0 - due))
+                else:
+                    rec.ok(code, end - t0, wait)
 
     def run_phase(phase: Phase, rec: Recorder) -> None:
-        with ThreadPoolExecutor(max_workers=spec.concurrency) as pool:
-            futures = [pool.submit(worker, phase, rec) for _ in range(spec.concurrency)]
+        with ThreadPoolExecutor(max_workers=spec.concurrency) as executor:
+            futures = [executor.submit(worker, phase, rec) for _ in range(spec.concurrency)]
             for future in futures:
                 future.result()
 
     try:
-        run_phase(Phase(0, spec.warmup, stopping, None), recs.warmup)
+        run_phase(Phase(0, spec.warmup, stopping), recs.warmup)
+        sampler = PoolSampler(pool, spec.sample_hz) if spec.instrument else None
         watcher.measuring = True
+        if sampler:
+            sampler.start()
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        run_phase(Phase(spec.warmup, len(seq), stopping, spec.duration), recs.measured)
+        measured = Phase(spec.warmup, len(seq), stopping, spec.duration, spec.rate)
+        run_phase(measured, recs.measured)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         watcher.measuring = False
-        return watcher.report(), wall, cpu
+        report = watcher.report()
+        if sampler:
+            report["series"] = sampler.stop()
+        return report, wall, cpu
     finally:
         engine.dispose()
 
@@ -214,32 +344,58 @@ async def run_async(
         loop.add_signal_handler(sig, stopping.set)
     engine: AsyncEngine = create_async_engine(spec.async_url, **engine_options(spec, "async"))
     AsyncSessionLocal = async_sessionmaker(engine, expire_on_commit=False)
-    watcher = PoolWatcher(_queue_pool(engine.sync_engine.pool))
+    pool = _queue_pool(engine.sync_engine.pool)
+    watcher = PoolWatcher(pool, events=spec.instrument)
     ops = [scenario.async_ops[kind] for kind in seq.kinds]
+    timed = spec.instrument
 
     async def worker(phase: Phase, rec: Recorder) -> None:
         while (i := phase.take()) is not None:
             code = seq.codes[i]
+            due = 0
+            if phase.interval_ns:
+                due = phase.due_ns(i)
+                await asyncio.sleep(max(0, due - time.perf_counter_ns()) / 1e9)
             t0 = time.perf_counter_ns()
+            wait = 0
             try:
                 async with AsyncSessionLocal() as session:
+                    if timed:
+                        await session.connection()
+                        wait = time.perf_counter_ns() - t0
                     await ops[code](session, seq.op(i))
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
-                rec.ok(code, time.perf_counter_ns() - t0)
+                end = time.perf_counter_ns()
+                if due:
+                    rec.ok(code, end - due, wait, late_ns=max(0, t0 - due))
+                else:
+                    rec.ok(code, end - t0, wait)
 
     async def run_phase(phase: Phase, rec: Recorder) -> None:
         await asyncio.gather(*(worker(phase, rec) for _ in range(spec.concurrency)))
 
     try:
-        await run_phase(Phase(0, spec.warmup, stopping, None), recs.warmup)
+        await run_phase(Phase(0, spec.warmup, stopping), recs.warmup)
+        sampler = PoolSampler(pool, spec.sample_hz) if spec.instrument else None
+        lag = LoopLag() if spec.instrument else None
         watcher.measuring = True
+        if sampler:
+            sampler.start()
+        if lag:
+            lag.start()
         wall0, cpu0 = time.perf_counter(), time.process_time()
-        await run_phase(Phase(spec.warmup, len(seq), stopping, spec.duration), recs.measured)
+        measured = Phase(spec.warmup, len(seq), stopping, spec.duration, spec.rate)
+        await run_phase(measured, recs.measured)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         watcher.measuring = False
-        return watcher.report(), wall, cpu
+        report = watcher.report()
+        if sampler:
+            report["series"] = sampler.stop()
+        if lag:
+            report["loop_lag"] = await lag.stop()
+        return report, wall, cpu
     finally:
         await engine.dispose()
 
@@ -268,17 +424,23 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
         with Session(admin) as session:
             seq.data = scenario.seed(session, seq.counts())
         result["seed_s"] = time.perf_counter() - seed_t0
-        recs = Recorders(Recorder(seq.kinds), Recorder(seq.kinds))
+        recs = Recorders(Recorder(seq.kinds, False), Recorder(seq.kinds, spec.instrument))
         if spec.mode == "sync":
             pool, wall, cpu = run_sync(spec, scenario, seq, recs, stopping)
         else:
             pool, wall, cpu = asyncio.run(run_async(spec, scenario, seq, recs, stopping))
         result.update(_measurements(spec, seq, recs.measured, wall))
+        cpu_share = cpu / wall if wall > 0 else 0.0
         result.update(
             status="interrupted" if stopping.is_set() else "ok",
             warmup={"completed": recs.warmup.completed, "failed": recs.warmup.failures},
             pool=pool,
-            client={"cpu_s": cpu, "cpu_share": cpu / wall if wall > 0 else 0.0},
+            client={
+                "cpu_s": cpu,
+                "cpu_share": cpu_share,
+                "client_bound": cpu_share >= CLIENT_BOUND_SHARE,
+                "loop_lag": pool.pop("loop_lag", None),
+            },
         )
         issued = sum(r.completed + r.failures for r in (recs.warmup, recs.measured))
         failed = frozenset(recs.warmup.failed_indices | recs.measured.failed_indices)
@@ -318,7 +480,24 @@ def _measurements(spec: CellSpec, seq: Sequence, rec: Recorder, wall: float) -> 
                 kind: {**_with_hdr(t.histogram), "completed": t.ok, "failed": t.failed}
                 for kind, t in zip(seq.kinds, rec.tallies, strict=True)
             },
+            "checkout_wait": _with_hdr(rec.wait),
+            "rest": _with_hdr(rec.rest),
         },
+        "recorded": rec.histograms,
+        **(_open_loop(spec, rec) if spec.rate else {}),
+    }
+
+
+def _open_loop(spec: CellSpec, rec: Recorder) -> dict[str, Any]:
+    return {
+        "open_loop": {
+            "rate": spec.rate,
+            "latency_from": "intended start",
+            "service": _with_hdr(rec.service),
+            "start_delay": _with_hdr(rec.start_delay),
+            "late": rec.late,
+            "late_threshold_ms": LATE_NS / 1e6,
+        }
     }
 
 

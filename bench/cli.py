@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -138,9 +139,31 @@ def build_parser() -> Parser:
     run.add_argument(
         "--trials",
         type=_number(int, 1, "--trials", 1000),
-        default=1,
+        default=3,
         metavar="N",
-        help="repeat every cell N times, interleaved sync, async, sync, async (default: 1)",
+        help="repeat every cell N times, interleaved sync, async, sync, async (default: 3)",
+    )
+    run.add_argument(
+        "--rate",
+        type=_number(float, 0.001, "--rate", 10_000_000),
+        default=None,
+        metavar="R",
+        help="open loop: start R operations per second per cell at fixed intended times; "
+        "latency counts from the intended start (default: closed loop)",
+    )
+    run.add_argument(
+        "--no-record",
+        dest="record",
+        action="store_false",
+        help="count operations only: no histograms, checkout timing, pool events, sampler or "
+        "loop lag (to measure what recording costs)",
+    )
+    run.add_argument(
+        "--sample-hz",
+        type=_number(float, 0.1, "--sample-hz", 1000),
+        default=10.0,
+        metavar="HZ",
+        help="how often the pool's counters are sampled during a cell (default: 10)",
     )
     run.add_argument(
         "--seed",
@@ -176,7 +199,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench import console, plan, results, runner, scenario, target
+    from bench import console, plan, results, runner, scenario, stats, target
     from bench.cell import CellSpec
 
     pool_sizes = plan.parse_pool_sizes(args.pool_sizes)
@@ -219,6 +242,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             "warmup": args.warmup if args.warmup is not None else "auto",
             "trials": args.trials,
             "seed": args.seed,
+            "rate": args.rate,
+            "loop": "open" if args.rate else "closed",
+            "record": args.record,
+            "sample_hz": args.sample_hz,
             "cells_planned": len(cells),
             "command": " ".join(scrub(a) for a in sys.argv),
         }
@@ -250,6 +277,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             async_url=async_url,
             keep_tables=False,
             out_path="",
+            rate=args.rate,
+            instrument=args.record,
+            sample_hz=args.sample_hz,
         )
         with console.progress() as bar:
             task = bar.add_task("", total=len(cells))
@@ -263,10 +293,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     run.save()
 
     document = run.document
+    rows = stats.summary_rows(document["cells"])
+    document["summary"] = rows
+    run.save()
     amount = f"{args.duration:g} s" if args.duration else f"{ops} operations"
     title = f"{found.name} on {short_version} ({where.display}), {amount} per cell"
-    console.out.print(console.summary_table(document["cells"], title))
-    for line in console.warnings(document["cells"]):
+    console.out.print(console.summary_table(rows, title))
+    console.out.print(console.ratio_table(rows, args.trials))
+    for line in console.warnings(document["cells"], rows):
         console.err.print(f"[yellow]warning:[/yellow] {line}")
     console.out.print(f"results: {run.path}")
     console.out.print(f"wall time: {wall:.1f} s for {len(document['cells'])} cells")
@@ -292,6 +326,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("bench: interrupted\n")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug of ours: still one line, the details on request
+        if os.environ.get("ASYNCBENCH_DEBUG"):
+            raise
+        sys.stderr.write(
+            f"bench: internal error: {type(exc).__name__}: {scrub(str(exc))} "
+            "(results measured so far are kept; set ASYNCBENCH_DEBUG=1 for a traceback)\n"
+        )
+        return EXIT_RUNTIME
 
 
 if __name__ == "__main__":

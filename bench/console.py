@@ -10,8 +10,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.stats import summary_rows
-
 # piped output is not cut to 80 columns: the summary table must stay readable in logs and CI
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -46,22 +44,38 @@ def _fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def summary_table(cells: list[dict[str, Any]], title: str) -> Table:
+def _fmt_ci(interval: Any) -> str:
+    if not interval:
+        return "-"
+    point, lo, hi = interval
+    return f"{point:.2f}x ({lo:.2f}-{hi:.2f})"
+
+
+def _flags(row: dict[str, Any]) -> str:
+    notes = []
+    bound = [m for m in ("sync", "async") if row.get(f"{m}_client_bound")]
+    if bound:
+        notes.append(f"client-bound: {'+'.join(bound)}")
+    if row.get("unstable"):
+        cvs = ", ".join(f"{m} {row[f'{m}_cv']:.0%}" for m in row["unstable"])
+        notes.append(f"unstable: CV {cvs}")
+    return "; ".join(notes)
+
+
+def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """Absolute figures: throughput and p99 latency of each side (medians over trials)."""
     table = Table(
         title=title,
         title_justify="left",
         box=box.SIMPLE_HEAD,
-        caption="p99: 99th percentile latency in milliseconds",
+        caption="ops/s and p99 (99th percentile latency, ms): medians over trials",
         caption_justify="left",
     )
-    table.add_column("pool", justify="right")
-    table.add_column("workers", justify="right")
-    table.add_column("sync ops/s", justify="right")
-    table.add_column("async ops/s", justify="right")
-    table.add_column("async/sync", justify="right")
+    for name in ("pool", "workers", "sync ops/s", "async ops/s", "async/sync"):
+        table.add_column(name, justify="right")
     table.add_column("sync p99", justify="right")
     table.add_column("async p99", justify="right")
-    for row in summary_rows(cells):
+    for row in rows:
         table.add_row(
             str(row["pool_size"]),
             str(row["concurrency"]),
@@ -74,9 +88,49 @@ def summary_table(cells: list[dict[str, Any]], title: str) -> Table:
     return table
 
 
-def warnings(cells: list[dict[str, Any]]) -> list[str]:
+def ratio_table(rows: list[dict[str, Any]], trials: int) -> Table:
+    """async/sync ratios with 95% bootstrap confidence intervals, and a verdict."""
+    table = Table(
+        title=f"async/sync, mean of {trials} trial(s), 95% bootstrap confidence interval",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption="throughput above 1 and latency below 1 favour async",
+        caption_justify="left",
+    )
+    table.add_column("pool", justify="right")
+    table.add_column("throughput", justify="right")
+    table.add_column("p50 latency", justify="right")
+    table.add_column("p99 latency", justify="right")
+    table.add_column("verdict")
+    table.add_column("notes")
+    for row in rows:
+        table.add_row(
+            str(row["pool_size"]),
+            _fmt_ci(row["ratio_ops_s"]),
+            _fmt_ci(row["ratio_p50_us"]),
+            _fmt_ci(row["ratio_p99_us"]),
+            row["verdict"],
+            _flags(row),
+        )
+    return table
+
+
+def warnings(cells: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[str]:
     """Plain sentences about anything that makes a figure suspect."""
     lines = []
+    bound = [c for c in cells if (c.get("client") or {}).get("client_bound")]
+    if bound:
+        lines.append(
+            f"{len(bound)} of {len(cells)} cells were client-bound (the harness process used 90% "
+            "or more of a core): there the figures measure the Python client as much as the "
+            "database; see 'notes' above"
+        )
+    for row in rows:
+        for mode in row["unstable"]:
+            lines.append(
+                f"pool={row['pool_size']} {mode}: throughput varies {row[f'{mode}_cv']:.0%} "
+                "across trials (coefficient of variation >= 10%): unstable, run more trials"
+            )
     for cell in cells:
         label = cell_label(cell)
         status = cell.get("status")

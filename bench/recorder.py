@@ -1,7 +1,10 @@
 """Counts and latency histograms for one cell, shared by its workers (threads or tasks).
 
 Every operation is accounted for: it either succeeded (its latency goes into the histogram of its
-kind) or failed (counted under an error class, with the first message kept as a sample).
+kind) or failed (counted under an error class, with the first message kept as a sample). Beside
+the latency of each kind, the recorder keeps, over all kinds: the connection checkout wait, the
+rest of the operation (latency minus wait) and, in open loop, the service time (from the actual
+start, where latency counts from the intended start).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from hdrh.histogram import HdrHistogram
 LOWEST_US = 1
 HIGHEST_US = 3_600_000_000  # one hour
 SIGNIFICANT_DIGITS = 3
+LATE_NS = 1_000_000  # open loop: an operation starting over 1 ms after its intended time is late
 
 
 def new_histogram() -> HdrHistogram:
@@ -28,6 +32,10 @@ def decode(text: str) -> HdrHistogram:
     return HdrHistogram.decode(text.encode("ascii"))
 
 
+def _us(ns: int) -> int:
+    return min(max(ns // 1000, LOWEST_US), HIGHEST_US)
+
+
 @dataclass
 class KindTally:
     histogram: HdrHistogram = field(default_factory=new_histogram)
@@ -36,22 +44,43 @@ class KindTally:
 
 
 class Recorder:
-    """Thread-safe: one lock, held for a few microseconds per operation."""
+    """Thread-safe: one lock, held for a few microseconds per operation.
 
-    def __init__(self, kinds: list[str]):
+    With ``histograms=False`` only the counts are kept (to measure what recording costs).
+    """
+
+    def __init__(self, kinds: list[str], histograms: bool = True):
         self.kinds = kinds
+        self.histograms = histograms
         self.tallies = [KindTally() for _ in kinds]
+        self.wait = new_histogram()
+        self.rest = new_histogram()
+        self.service = new_histogram()
+        self.start_delay = new_histogram()
+        self.late = 0
         self.errors: dict[str, int] = {}
         self.error_samples: dict[str, str] = {}
         self.failed_indices: set[int] = set()
         self._lock = threading.Lock()
 
-    def ok(self, code: int, latency_ns: int) -> None:
-        us = min(max(latency_ns // 1000, LOWEST_US), HIGHEST_US)
+    def ok(self, code: int, latency_ns: int, wait_ns: int = 0, late_ns: int = -1) -> None:
+        """One successful operation. ``late_ns`` >= 0 only in open loop: how late it started,
+        in which case ``latency_ns`` counts from the intended start."""
         tally = self.tallies[code]
         with self._lock:
-            tally.histogram.record_value(us)
             tally.ok += 1
+            if not self.histograms:
+                return
+            tally.histogram.record_value(_us(latency_ns))
+            service_ns = latency_ns
+            if late_ns >= 0:
+                service_ns = latency_ns - late_ns
+                self.service.record_value(_us(service_ns))
+                self.start_delay.record_value(_us(late_ns))
+                if late_ns > LATE_NS:
+                    self.late += 1
+            self.wait.record_value(_us(wait_ns))
+            self.rest.record_value(_us(service_ns - wait_ns))
 
     def failed(self, code: int, index: int, error_class: str, message: str) -> None:
         with self._lock:
@@ -73,3 +102,11 @@ class Recorder:
         for tally in self.tallies:
             merged.add(tally.histogram)
         return merged
+
+
+def merge_encoded(encoded: list[str]) -> HdrHistogram:
+    """One histogram from several encoded ones (trials, processes): exact, not an average."""
+    merged = new_histogram()
+    for text in encoded:
+        merged.add(decode(text))
+    return merged

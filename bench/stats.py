@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+UNSTABLE_CV = 0.10  # warn when a cell's throughput varies this much across trials
 
 
 def latency_summary(histogram: HdrHistogram) -> dict[str, float | int]:
@@ -45,10 +47,77 @@ def median(values: list[float]) -> float | None:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (pool size, concurrency): sync and async side by side, medians over trials.
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
-    Only cells that finished measuring (status ``ok``) count.
+
+def cv(values: list[float]) -> float | None:
+    """Coefficient of variation (sample standard deviation / mean); None under two values."""
+    if len(values) < 2:
+        return None
+    m = mean(values)
+    if m == 0:
+        return None
+    var = sum((v - m) ** 2 for v in values) / (len(values) - 1)
+    return float(var**0.5 / m)
+
+
+def quantile(ordered: list[float], q: float) -> float:
+    """Linear-interpolation quantile of sorted values (numpy's default method)."""
+    pos = (len(ordered) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def bootstrap_ratio(
+    numerator: list[float],
+    denominator: list[float],
+    *,
+    resamples: int = 5000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float, float] | None:
+    """mean(numerator) / mean(denominator) with a percentile bootstrap confidence interval.
+
+    Each side is resampled with replacement on its own (the trials are independent runs).
+    Deterministic for a given seed. None when either side is empty or averages 0.
+    """
+    if not numerator or not denominator or mean(denominator) == 0:
+        return None
+    point = mean(numerator) / mean(denominator)
+    rng = random.Random(seed)
+    n, d = len(numerator), len(denominator)
+    ratios = []
+    for _ in range(resamples):
+        den = sum(rng.choices(denominator, k=d)) / d
+        if den == 0:
+            continue
+        ratios.append((sum(rng.choices(numerator, k=n)) / n) / den)
+    ratios.sort()
+    tail = (1 - confidence) / 2
+    return point, quantile(ratios, tail), quantile(ratios, 1 - tail)
+
+
+def verdict(interval: tuple[float, float, float] | None, trials: int) -> str:
+    """Plain words for an async/sync throughput ratio and its confidence interval."""
+    if interval is None:
+        return "no data"
+    if trials < 2:
+        return "needs 2+ trials"
+    _, lo, hi = interval
+    if lo > 1:
+        return "async faster"
+    if hi < 1:
+        return "async slower"
+    return "no significant difference"
+
+
+def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (pool size, concurrency): sync and async side by side over the trials.
+
+    Only cells that finished measuring (status ``ok``) count. Point figures are medians over
+    trials; ratios are ratios of means with a 95% bootstrap confidence interval.
     """
     groups: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}
     for cell in cells:
@@ -59,15 +128,27 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (pool_size, concurrency), by_mode in sorted(groups.items()):
         row: dict[str, Any] = {"pool_size": pool_size, "concurrency": concurrency}
+        series: dict[str, dict[str, list[float]]] = {}
         for mode, done in by_mode.items():
+            measured = [c for c in done if c["latency"]["overall"].get("count")]
+            series[mode] = {
+                "ops_s": [c["throughput"] for c in done],
+                "p50_us": [c["latency"]["overall"]["p50_us"] for c in measured],
+                "p99_us": [c["latency"]["overall"]["p99_us"] for c in measured],
+            }
             row[f"{mode}_trials"] = len(done)
-            row[f"{mode}_ops_s"] = median([c["throughput"] for c in done])
-            row[f"{mode}_p50_us"] = median(
-                [c["latency"]["overall"]["p50_us"] for c in done if c["completed"]]
+            for name, values in series[mode].items():
+                row[f"{mode}_{name}"] = median(values)
+            row[f"{mode}_cv"] = cv(series[mode]["ops_s"])
+            row[f"{mode}_client_bound"] = any(
+                (c.get("client") or {}).get("client_bound") for c in done
             )
-            row[f"{mode}_p99_us"] = median(
-                [c["latency"]["overall"]["p99_us"] for c in done if c["completed"]]
-            )
-        row["ratio"] = ratio(row["async_ops_s"], row["sync_ops_s"])
+        for name in ("ops_s", "p50_us", "p99_us"):
+            row[f"ratio_{name}"] = bootstrap_ratio(series["async"][name], series["sync"][name])
+        row["ratio"] = row["ratio_ops_s"][0] if row["ratio_ops_s"] else None
+        row["verdict"] = verdict(row["ratio_ops_s"], min(row["sync_trials"], row["async_trials"]))
+        row["unstable"] = [
+            mode for mode in ("sync", "async") if (row[f"{mode}_cv"] or 0) >= UNSTABLE_CV
+        ]
         rows.append(row)
     return rows

@@ -168,3 +168,34 @@ def test_summary_rows_pair_sync_and_async() -> None:
     assert stats.median([3, 1, 2]) == 2
     assert stats.median([4, 1, 2, 3]) == 2.5
     assert stats.median([]) is None
+
+
+def test_statistics_exact_values() -> None:
+    assert stats.cv([10, 10, 10]) == 0
+    assert stats.cv([9, 11]) == pytest.approx(2**0.5 / 10)  # sample sd sqrt(2), mean 10
+    assert stats.cv([5]) is None
+    assert stats.quantile([1, 2, 3, 4], 0.5) == 2.5
+    assert stats.quantile([1, 2, 3, 4], 0.0) == 1
+    assert stats.quantile([1, 2, 3, 4], 1.0) == 4
+    # identical trials: the interval collapses on the point
+    assert stats.bootstrap_ratio([80, 80, 80], [100, 100, 100]) == (0.8, 0.8, 0.8)
+    # deterministic for a seed, and the interval holds the point
+    a = stats.bootstrap_ratio([90, 100, 110], [100, 105, 95], seed=3)
+    assert a == stats.bootstrap_ratio([90, 100, 110], [100, 105, 95], seed=3)
+    assert a is not None and a[1] <= a[0] <= a[2] and a[0] == pytest.approx(1.0)
+    assert stats.bootstrap_ratio([], [1.0]) is None
+    assert stats.bootstrap_ratio([1.0], [0.0]) is None
+
+
+@pytest.mark.parametrize(
+    ("interval", "trials", "expected"),
+    [
+        ((1.2, 1.1, 1.3), 3, "async faster"),
+        ((0.8, 0.7, 0.9), 3, "async slower"),
+        ((1.0, 0.9, 1.1), 3, "no significant difference"),
+        ((1.2, 1.1, 1.3), 1, "needs 2+ trials"),
+        (None, 3, "no data"),
+    ],
+)
+def test_verdict(interval: tuple[float, float, float] | None, trials: int, expected: str) -> None:
+    assert stats.verdict(interval, trials) == expected
