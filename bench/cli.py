@@ -59,17 +59,7 @@ def build_parser() -> Parser:
         description="Run a scenario in sync and async mode across pool sizes; one fresh process "
         "per cell; results to results/<run id>/results.json.",
     )
-    where = run.add_argument_group("database (first given wins: --dburl, --db, DATABASE_URL, .env)")
-    where.add_argument(
-        "--dburl", metavar="URL", help="database URL (postgresql://..., sqlite:///file.db)"
-    )
-    where.add_argument(
-        "--db",
-        choices=("embedded", "sqlite"),
-        help="embedded: a throwaway PostgreSQL started for the run (the default when nothing else "
-        "names a database); sqlite: a throwaway SQLite file",
-    )
-    where.add_argument("--sqlite-path", metavar="FILE", help="with --db sqlite: use this file")
+    _add_target_args(run)
     run.add_argument(
         "--scenario", default="crud", help="scenario name or path to a .py file (default: crud)"
     )
@@ -186,7 +176,93 @@ def build_parser() -> Parser:
 
     lst = sub.add_parser("list", help="list the scenarios with their descriptions")
     lst.set_defaults(handler=cmd_list)
+
+    check = sub.add_parser(
+        "selfcheck",
+        help="measure what the harness's own recording costs (throughput and memory)",
+        description="Measure the harness itself: the same cell with full recording and with "
+        "counts only, interleaved in fresh processes; and the memory of recording many latencies.",
+    )
+    _add_target_args(check)
+    check.add_argument(
+        "--scenario",
+        default="pk_read",
+        help="the workload of the overhead cells (default: pk_read, the steadiest)",
+    )
+    check.add_argument(
+        "--pairs",
+        type=_number(int, 1, "--pairs", 100),
+        default=3,
+        metavar="N",
+        help="recording/counts-only pairs per mode (default: 3)",
+    )
+    check.add_argument(
+        "--ops",
+        type=_number(int, 1, "--ops", 10_000_000),
+        default=3000,
+        metavar="N",
+        help="measured operations per cell (default: 3000)",
+    )
+    check.add_argument(
+        "--pool-size",
+        type=_number(int, 1, "--pool-size", 10_000),
+        default=4,
+        metavar="N",
+        help="pool size and workers of the cell (default: 4)",
+    )
+    check.add_argument(
+        "--latencies",
+        type=_number(int, 1, "--latencies", 1_000_000_000),
+        default=10_000_000,
+        metavar="N",
+        help="latencies to record for the memory figure (default: 10000000)",
+    )
+    check.set_defaults(handler=cmd_selfcheck)
     return parser
+
+
+def _add_target_args(command: argparse.ArgumentParser) -> None:
+    where = command.add_argument_group(
+        "database (first given wins: --dburl, --db, DATABASE_URL, .env)"
+    )
+    where.add_argument(
+        "--dburl", metavar="URL", help="database URL (postgresql://..., sqlite:///file.db)"
+    )
+    where.add_argument(
+        "--db",
+        choices=("embedded", "sqlite"),
+        help="embedded: a throwaway PostgreSQL started for the run (the default when nothing else "
+        "names a database); sqlite: a throwaway SQLite file",
+    )
+    where.add_argument("--sqlite-path", metavar="FILE", help="with --db sqlite: use this file")
+
+
+def cmd_selfcheck(args: argparse.Namespace) -> int:
+    from bench import console, scenario, selfcheck, target
+    from bench.cell import CellSpec
+
+    if args.sqlite_path and args.db != "sqlite":
+        raise UsageError("--sqlite-path goes with --db sqlite")
+    found = scenario.load(args.scenario)
+    rows = []
+    with target.resolve(args.dburl, args.db, args.sqlite_path) as where:
+        version = target.probe(where).split(" on ")[0]
+        console.err.print(f"database: {where.display} ({where.source}), {version}")
+        sync_url, async_url = where.urls_with_password()
+        for mode in ("sync", "async"):
+            template = CellSpec(
+                scenario=found.source, mode=mode, pool_size=args.pool_size, max_overflow=0,
+                pool_timeout=30.0, concurrency=args.pool_size, ops=args.ops, duration=None,
+                warmup=max(100, 4 * args.pool_size), seed=1, trial=0, kind=where.kind,
+                sync_url=sync_url, async_url=async_url, keep_tables=False, out_path="",
+            )  # fmt: skip
+            console.err.print(f"overhead: {mode}, {args.pairs} pairs of {args.ops} operations ...")
+            rows.append(selfcheck.overhead_pairs(template, args.pairs))
+    console.err.print(f"memory: recording {args.latencies:,} latencies ...")
+    memory = selfcheck.memory_growth(args.latencies)
+    console.out.print(console.overhead_table(rows, args, selfcheck.OVERHEAD_TARGET))
+    console.out.print(console.memory_table(memory, selfcheck.MEMORY_TARGET_MB))
+    return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -155,3 +155,53 @@ def warnings(cells: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[st
         if verify and not verify.get("ok"):
             lines.append(f"{label}: final table contents wrong: {'; '.join(verify['problems'])}")
     return lines
+
+
+def _holds(ok: bool) -> str:
+    return "[green]yes[/green]" if ok else "[red]no[/red]"
+
+
+def overhead_table(rows: list[dict[str, Any]], args: Any, target: float) -> Table:
+    table = Table(
+        title=f"Instrumentation overhead: {args.scenario}, pool {args.pool_size}, "
+        f"{args.pool_size} workers, "
+        f"{args.ops} operations, {args.pairs} interleaved pairs",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption="overhead = 1 - (ops/s recording) / (ops/s counts only), per pair; "
+        "median (min to max)",
+        caption_justify="left",
+    )
+    for name in ("mode", "ops/s recording", "ops/s counts only", "overhead", "target", "holds"):
+        table.add_column(name, justify="right" if name != "mode" else "left")
+    for row in rows:
+        spread = f"{min(row['overheads']):+.1%} to {max(row['overheads']):+.1%}"
+        table.add_row(
+            row["mode"],
+            " ".join(f"{v:,.0f}" for v in row["ops_s_recording"]),
+            " ".join(f"{v:,.0f}" for v in row["ops_s_counts_only"]),
+            f"{row['overhead_median']:+.1%} ({spread})",
+            f"<= {target:.0%}",
+            _holds(row["overhead_median"] <= target),
+        )
+    return table
+
+
+def memory_table(memory: dict[str, Any], target_mb: float) -> Table:
+    table = Table(
+        title="Memory: one process recording latencies into the per-operation histograms",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
+    for name in ("latencies", "RSS before", "RSS after", "growth", "per record", "target", "holds"):
+        table.add_column(name, justify="right")
+    table.add_row(
+        f"{memory['latencies']:,}",
+        f"{memory['rss_before_mb']:.1f} MB",
+        f"{memory['rss_after_mb']:.1f} MB",
+        f"{memory['growth_mb']:.1f} MB",
+        f"{memory['us_per_record']:.2f} us",
+        f"< {target_mb:g} MB",
+        _holds(memory["growth_mb"] < target_mb),
+    )
+    return table

@@ -36,6 +36,25 @@ def _us(ns: int) -> int:
     return min(max(ns // 1000, LOWEST_US), HIGHEST_US)
 
 
+def record(h: HdrHistogram, value: int) -> None:
+    """``h.record_value(value)`` for a value known to be in range, about three times faster:
+    the same bucket arithmetic with ``int.bit_length`` and no range checks."""
+    bucket = (
+        (value | h.sub_bucket_mask).bit_length()
+        - h.unit_magnitude
+        - h.sub_bucket_half_count_magnitude
+        - 1
+    )
+    sub_bucket = value >> (bucket + h.unit_magnitude)
+    index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub_bucket
+    h.counts[index - h.sub_bucket_half_count] += 1
+    h.total_count += 1
+    if value < h.min_value:
+        h.min_value = value
+    if value > h.max_value:
+        h.max_value = value
+
+
 @dataclass
 class KindTally:
     histogram: HdrHistogram = field(default_factory=new_histogram)
@@ -71,16 +90,16 @@ class Recorder:
             tally.ok += 1
             if not self.histograms:
                 return
-            tally.histogram.record_value(_us(latency_ns))
+            record(tally.histogram, _us(latency_ns))
             service_ns = latency_ns
             if late_ns >= 0:
                 service_ns = latency_ns - late_ns
-                self.service.record_value(_us(service_ns))
-                self.start_delay.record_value(_us(late_ns))
+                record(self.service, _us(service_ns))
+                record(self.start_delay, _us(late_ns))
                 if late_ns > LATE_NS:
                     self.late += 1
-            self.wait.record_value(_us(wait_ns))
-            self.rest.record_value(_us(service_ns - wait_ns))
+            record(self.wait, _us(wait_ns))
+            record(self.rest, _us(service_ns - wait_ns))
 
     def failed(self, code: int, index: int, error_class: str, message: str) -> None:
         with self._lock:

@@ -20,7 +20,7 @@ from bench.models import User
 from bench.scenario import Sequence, load
 from tests.conftest import engine_for, harness_connections
 
-FAST = ("--ops", "300", "--warmup", "40")
+FAST = ("--ops", "300", "--warmup", "40", "--trials", "1")
 
 
 def results_of(cwd: Path) -> dict[str, Any]:
@@ -80,7 +80,7 @@ def test_machine_postgres_over_tcp(bench, machine_pg: str, tmp_path: Path) -> No
 @pytest.mark.embedded
 def test_embedded_postgres_is_the_default(bench, tmp_path: Path) -> None:
     before = _embedded_dirs()
-    proc = bench("run", "--pool-sizes", "2", "--ops", "200", "--warmup", "20")
+    proc = bench("run", "--pool-sizes", "2", "--ops", "200", "--warmup", "20", "--trials", "1")
     assert proc.returncode == 0, proc.stderr
     assert "(embedded)" in proc.stderr
     document = results_of(tmp_path)
@@ -116,6 +116,8 @@ def test_table_contents_match_the_sequence(bench, pg_url: str, tmp_path: Path) -
         "50",
         "--seed",
         "7",
+        "--trials",
+        "1",
         "--keep-tables",
     )
     assert proc.returncode == 0, proc.stderr
@@ -154,6 +156,8 @@ def test_oversubscribed_pool_and_duration(bench, pg_url: str, tmp_path: Path) ->
         "1",
         "--warmup",
         "20",
+        "--trials",
+        "1",
     )
     assert proc.returncode == 0, proc.stderr
     document = results_of(tmp_path)
@@ -173,7 +177,9 @@ def test_password_never_written(bench, machine_pg: str, tmp_path: Path) -> None:
     secret = "Sekr1tPassw0rd"
     url = machine_pg.replace("postgres@", f"postgres:{secret}@", 1)
     assert secret in url
-    proc = bench("run", "--dburl", url, "--pool-sizes", "1", "--ops", "50", "--warmup", "10")
+    proc = bench(
+        "run", "--dburl", url, "--pool-sizes", "1", "--ops", "50", "--warmup", "10", "--trials", "1"
+    )
     assert proc.returncode == 0, proc.stderr
     assert secret not in proc.stdout + proc.stderr
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -208,6 +214,8 @@ def test_scenario_by_path_and_leak_detection(bench, tmp_path: Path) -> None:
         str(scenario),
         "--pool-sizes",
         "2",
+        "--trials",
+        "1",
         "--ops",
         "50",
         "--warmup",
@@ -278,7 +286,7 @@ def test_ctrl_c_stops_the_embedded_server(tmp_path: Path) -> None:
 
 def _start_run(cwd: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "bench", "run", "--warmup", "10", *args],
+        [sys.executable, "-m", "bench", "run", "--warmup", "10", "--trials", "1", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -150,7 +150,7 @@ def test_summary_rows_pair_sync_and_async() -> None:
             "status": status,
             "throughput": ops_s,
             "completed": 10,
-            "latency": {"overall": {"p50_us": p99 // 2, "p99_us": p99}},
+            "latency": {"overall": {"count": 10, "p50_us": p99 // 2, "p99_us": p99}},
         }
 
     rows = stats.summary_rows(
@@ -199,3 +199,19 @@ def test_statistics_exact_values() -> None:
 )
 def test_verdict(interval: tuple[float, float, float] | None, trials: int, expected: str) -> None:
     assert stats.verdict(interval, trials) == expected
+
+
+def test_fast_record_matches_hdrhistogram() -> None:
+    import random
+
+    from bench.recorder import new_histogram, record
+
+    rng = random.Random(5)
+    slow, fast = new_histogram(), new_histogram()
+    for _ in range(50_000):
+        value = min(max(int(rng.lognormvariate(7, 3)), 1), 3_600_000_000)
+        slow.record_value(value)
+        record(fast, value)
+    assert fast.encode() == slow.encode()
+    assert fast.get_min_value() == slow.get_min_value()
+    assert fast.get_max_value() == slow.get_max_value()
