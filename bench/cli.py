@@ -168,6 +168,18 @@ def build_parser() -> Parser:
         help="where run folders go (default: ./results)",
     )
     run.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="do not render the HTML report at the end",
+    )
+    run.add_argument(
+        "--reports-dir",
+        default="reports",
+        metavar="DIR",
+        help="where reports go (default: ./reports)",
+    )
+    run.add_argument(
         "--keep-tables",
         action="store_true",
         help="leave the last cell's tables in the database, to inspect them",
@@ -176,6 +188,29 @@ def build_parser() -> Parser:
 
     lst = sub.add_parser("list", help="list the scenarios with their descriptions")
     lst.set_defaults(handler=cmd_list)
+
+    rep = sub.add_parser(
+        "report",
+        help="render the HTML report (and PNG charts) of a run",
+        description="Render reports/<run id>/index.html and one PNG per chart from a results "
+        "file; reads only results, writes only reports.",
+    )
+    rep.add_argument(
+        "results",
+        nargs="*",
+        metavar="RESULTS",
+        help="results.json files or run folders (default: the newest run in --results-dir)",
+    )
+    rep.add_argument("--results-dir", default="results", metavar="DIR")
+    rep.add_argument("--reports-dir", default="reports", metavar="DIR")
+    rep.add_argument(
+        "--pool-size",
+        type=_number(int, 1, "--pool-size", 10_000),
+        default=None,
+        metavar="N",
+        help="pool size for the per-operation and pool-over-time charts (default: the middle one)",
+    )
+    rep.set_defaults(handler=cmd_report)
 
     check = sub.add_parser(
         "selfcheck",
@@ -235,6 +270,16 @@ def _add_target_args(command: argparse.ArgumentParser) -> None:
         "names a database); sqlite: a throwaway SQLite file",
     )
     where.add_argument("--sqlite-path", metavar="FILE", help="with --db sqlite: use this file")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench import console, report
+
+    paths = [Path(p) for p in args.results] or [report.newest_run(Path(args.results_dir))]
+    for path in paths:
+        page = report.build(path, Path(args.reports_dir), args.pool_size)
+        console.out.print(f"report: {page}")
+    return 0
 
 
 def cmd_selfcheck(args: argparse.Namespace) -> int:
@@ -379,6 +424,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     for line in console.warnings(document["cells"], rows):
         console.err.print(f"[yellow]warning:[/yellow] {line}")
     console.out.print(f"results: {run.path}")
+    if args.report and document["cells"]:
+        from bench import report
+
+        try:
+            page = report.build(run.path, Path(args.reports_dir))
+            console.out.print(f"report: {page}")
+        except BenchError as exc:
+            console.err.print(f"warning: no report: {exc}")
     console.out.print(f"wall time: {wall:.1f} s for {len(document['cells'])} cells")
     if run.interrupted:
         console.err.print("interrupted: the results above cover the cells measured so far")

@@ -1,0 +1,291 @@
+"""The report's charts: matplotlib (Agg backend), one PNG each, sync and async in the same two
+colours everywhere, every axis labelled with its unit.
+
+Each function draws one chart from a run document and returns False when the run holds no data
+for it (an older run, a counts-only run), so the report can say so instead of drawing nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from bench import frame
+from bench.stats import latency_summary
+
+COLORS = {"sync": "#1f6fb4", "async": "#e8710a"}
+LABELS = {"sync": "sync (Session, threads)", "async": "async (AsyncSession, asyncio)"}
+DPI = 100
+
+
+def _save(fig: Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+
+
+def _pool_axis(ax: Any, sizes: list[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes)
+    ax.set_xticklabels([str(s) for s in sizes])
+    ax.set_xlabel("pool size (connections)")
+    ax.grid(True, alpha=0.3)
+
+
+def throughput(document: dict[str, Any], path: Path) -> bool:
+    cells = frame.cells_frame(document)
+    cells = cells[cells["status"] == "ok"]
+    if cells.empty:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sizes = frame.pool_sizes(document)
+    for mode in frame.MODES:
+        mine = cells[cells["mode"] == mode].groupby("pool_size")["throughput"]
+        if not len(mine):
+            continue
+        med, lo, hi = mine.median(), mine.min(), mine.max()
+        ax.plot(med.index, med.values, "o-", color=COLORS[mode], label=LABELS[mode])
+        if (mine.count() > 1).any():
+            ax.fill_between(med.index, lo.values, hi.values, color=COLORS[mode], alpha=0.2)
+    _pool_axis(ax, sizes)
+    ax.set_ylabel("throughput (operations/s)")
+    ax.set_ylim(bottom=0)
+    trials = int(cells["trial"].max()) + 1
+    band = ", band: min to max of trials" if trials > 1 else ""
+    ax.set_title(f"Throughput vs pool size (median of {trials} trial(s){band})")
+    ax.legend()
+    _save(fig, path)
+    return True
+
+
+def latency(document: dict[str, Any], path: Path) -> bool:
+    table = frame.merged_percentiles(document)
+    if table.empty:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    styles = {"p50_ms": ("o-", "p50"), "p95_ms": ("s--", "p95"), "p99_ms": ("^:", "p99")}
+    for mode in frame.MODES:
+        mine = table[table["mode"] == mode]
+        for column, (style, name) in styles.items():
+            ax.plot(
+                mine["pool_size"], mine[column], style, color=COLORS[mode], label=f"{mode} {name}"
+            )
+    _pool_axis(ax, frame.pool_sizes(document))
+    ax.set_yscale("log")
+    ax.set_ylabel("latency (ms, log scale)")
+    ax.set_title("Latency percentiles vs pool size (trials merged)")
+    ax.legend(ncol=2, fontsize="small")
+    _save(fig, path)
+    return True
+
+
+def ratio(document: dict[str, Any], path: Path) -> bool:
+    rows = [r for r in frame.summary(document) if r.get("ratio_ops_s")]
+    if not rows:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sizes = [r["pool_size"] for r in rows]
+    for key, label, marker in (
+        ("ratio_ops_s", "throughput", "o"),
+        ("ratio_p50_us", "p50 latency", "s"),
+        ("ratio_p99_us", "p99 latency", "^"),
+    ):
+        points = [(r["pool_size"], r[key]) for r in rows if r.get(key)]
+        if not points:
+            continue
+        xs = [x for x, _ in points]
+        mid = [v[0] for _, v in points]
+        err = [[v[0] - v[1] for _, v in points], [v[2] - v[0] for _, v in points]]
+        ax.errorbar(xs, mid, yerr=err, fmt=f"{marker}-", capsize=4, label=label)
+    ax.axhline(1.0, color="black", linewidth=1)
+    _pool_axis(ax, sizes)
+    ax.set_ylabel("async / sync (x)")
+    ax.set_title("async/sync ratio with 95% confidence interval (1.0 = equal)")
+    ax.legend(fontsize="small")
+    _save(fig, path)
+    return True
+
+
+def per_operation(document: dict[str, Any], path: Path, pool_size: int) -> bool:
+    ops: list[str] = []
+    values: dict[str, dict[str, tuple[float, float]]] = {}
+    for mode in frame.MODES:
+        for cell in frame.ok_cells(document):
+            if cell["cell"]["mode"] != mode or cell["cell"]["pool_size"] != pool_size:
+                continue
+            for op in (cell.get("latency") or {}).get("by_op", {}):
+                if op not in ops:
+                    ops.append(op)
+        for op in ops:
+            histogram = frame.merged(document, mode, pool_size, ("by_op", op))
+            if histogram is not None:
+                s = latency_summary(histogram)
+                values.setdefault(mode, {})[op] = (s["p50_us"] / 1000, s["p99_us"] / 1000)
+    if not values:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.38
+    for k, mode in enumerate(frame.MODES):
+        xs = [i + (k - 0.5) * width for i in range(len(ops))]
+        p50 = [values.get(mode, {}).get(op, (0, 0))[0] for op in ops]
+        p99 = [values.get(mode, {}).get(op, (0, 0))[1] for op in ops]
+        ax.bar(xs, p99, width, color=COLORS[mode], alpha=0.35, label=f"{mode} p99")
+        ax.bar(xs, p50, width, color=COLORS[mode], label=f"{mode} p50")
+    ax.set_xticks(range(len(ops)))
+    ax.set_xticklabels(ops)
+    ax.set_xlabel("operation type")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title(f"Latency per operation type at pool {pool_size} (trials merged)")
+    ax.legend(fontsize="small", ncol=2)
+    ax.grid(True, axis="y", alpha=0.3)
+    _save(fig, path)
+    return True
+
+
+PERCENTILE_TICKS = (0.0, 50.0, 90.0, 99.0, 99.9, 99.99)
+
+
+def distribution(document: dict[str, Any], path: Path, sizes: list[int]) -> bool:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    styles = ["-", "--", ":"]
+    drawn = False
+    for n, pool_size in enumerate(sizes):
+        for mode in frame.MODES:
+            histogram = frame.merged(document, mode, pool_size)
+            if histogram is None:
+                continue
+            points = [
+                (p, histogram.get_value_at_percentile(p) / 1000)
+                for p in _percentile_points(histogram.get_total_count())
+            ]
+            xs = [1 / (1 - p / 100) for p, _ in points]
+            ax.plot(
+                xs,
+                [v for _, v in points],
+                styles[n % len(styles)],
+                color=COLORS[mode],
+                label=f"{mode}, pool {pool_size}",
+            )
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ticks = [1 / (1 - p / 100) for p in PERCENTILE_TICKS]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{p:g}%" for p in PERCENTILE_TICKS])
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("latency (ms, log scale)")
+    ax.set_title("Latency distribution (percentile curve, trials merged)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize="small")
+    _save(fig, path)
+    return True
+
+
+def _percentile_points(count: int) -> list[float]:
+    """Percentiles up to the last one the sample can tell apart from the maximum."""
+    points = [0.0, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 99.95, 99.99, 99.999]
+    return [p for p in points if p == 0 or (1 - p / 100) * count >= 1]
+
+
+def checkout_wait(document: dict[str, Any], path: Path) -> bool:
+    cells = frame.cells_frame(document)
+    cells = cells[(cells["status"] == "ok") & cells["wait_mean_ms"].notna()]
+    if cells.empty:
+        return False
+    sizes = frame.pool_sizes(document)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.38
+    for k, mode in enumerate(frame.MODES):
+        mine = cells[cells["mode"] == mode].groupby("pool_size")[["wait_mean_ms", "rest_mean_ms"]]
+        means = mine.mean().reindex(sizes)
+        xs = [i + (k - 0.5) * width for i in range(len(sizes))]
+        ax.bar(xs, means["rest_mean_ms"], width, color=COLORS[mode], label=f"{mode}: the rest")
+        ax.bar(
+            xs,
+            means["wait_mean_ms"],
+            width,
+            bottom=means["rest_mean_ms"],
+            color=COLORS[mode],
+            alpha=0.4,
+            hatch="//",
+            label=f"{mode}: checkout wait",
+        )
+    ax.set_xticks(range(len(sizes)))
+    ax.set_xticklabels([str(s) for s in sizes])
+    ax.set_xlabel("pool size (connections)")
+    ax.set_ylabel("mean latency per operation (ms)")
+    ax.set_title("Where the time goes: waiting for a connection vs the rest")
+    ax.legend(fontsize="small", ncol=2)
+    ax.grid(True, axis="y", alpha=0.3)
+    _save(fig, path)
+    return True
+
+
+def pool_over_time(document: dict[str, Any], path: Path, pool_size: int) -> bool:
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = False
+    for mode in frame.MODES:
+        for cell in frame.ok_cells(document):
+            c = cell["cell"]
+            series = (cell.get("pool") or {}).get("series")
+            if c["mode"] == mode and c["pool_size"] == pool_size and c["trial"] == 0 and series:
+                ax.step(series["t_s"], series["checked_out"], where="post", color=COLORS[mode],
+                        label=f"{mode}: checked out")  # fmt: skip
+                drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.axhline(pool_size, color="grey", linestyle="--", linewidth=1, label="pool size")
+    ax.set_xlabel("time into the measured window (s)")
+    ax.set_ylabel("connections")
+    ax.set_ylim(bottom=0, top=pool_size * 1.15 + 0.5)
+    ax.set_title(f"Checked-out connections over time, pool {pool_size}, trial 1")
+    ax.legend(fontsize="small")
+    ax.grid(True, alpha=0.3)
+    _save(fig, path)
+    return True
+
+
+def client_load(document: dict[str, Any], path: Path) -> bool:
+    cells = frame.cells_frame(document)
+    cells = cells[(cells["status"] == "ok") & cells["cpu_share"].notna()]
+    if cells.empty:
+        return False
+    sizes = frame.pool_sizes(document)
+    fig, (cpu_ax, lag_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for mode in frame.MODES:
+        mine = cells[cells["mode"] == mode].groupby("pool_size")["cpu_share"].median()
+        cpu_ax.plot(mine.index, mine.values * 100, "o-", color=COLORS[mode], label=mode)
+    cpu_ax.axhline(90, color="red", linestyle="--", linewidth=1, label="client-bound (90%)")
+    _pool_axis(cpu_ax, sizes)
+    cpu_ax.set_ylabel("harness CPU (% of one core)")
+    cpu_ax.set_ylim(bottom=0)
+    cpu_ax.set_title("Client CPU share (median of trials)")
+    cpu_ax.legend(fontsize="small")
+    lag = cells[(cells["mode"] == "async") & cells["lag_p99_ms"].notna()].groupby("pool_size")
+    if len(lag):
+        for column, style, name in (("lag_p50_ms", "o-", "p50"), ("lag_p99_ms", "s--", "p99"),
+                                    ("lag_max_ms", "^:", "max")):  # fmt: skip
+            series = lag[column].median()
+            lag_ax.plot(series.index, series.values, style, color=COLORS["async"], label=name)
+        lag_ax.legend(fontsize="small")
+    else:
+        lag_ax.text(
+            0.5, 0.5, "no async cells with loop lag", ha="center", transform=lag_ax.transAxes
+        )
+    _pool_axis(lag_ax, sizes)
+    lag_ax.set_ylabel("event-loop lag (ms)")
+    lag_ax.set_ylim(bottom=0)
+    lag_ax.set_title("Event-loop lag, async (median of trials)")
+    _save(fig, path)
+    return True

@@ -1,0 +1,323 @@
+"""``bench report``: one HTML page and its PNG charts per run, read only from results/ and
+written only to reports/, so a report can always be regenerated.
+
+The page opens from the file system with no network: the charts are PNG files beside it, and the
+style is inline.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import charts, frame
+from bench.console import warnings
+from bench.errors import RunError
+from bench.results import RESULTS_FILE, load
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
+.verdict { font-size: 1.15em; background: #f4f7fb; border-left: 5px solid #1f6fb4;
+           padding: 0.8em 1em; }
+.verdict li { margin: 0.3em 0; }
+.warn { background: #fff6e5; border-left: 5px solid #e8a00a; padding: 0.5em 1em; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f0f0f0; } td.l, th.l { text-align: left; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+.sync { color: #1f6fb4; font-weight: bold; } .async { color: #e8710a; font-weight: bold; }
+code { background: #f4f4f4; padding: 0 0.2em; }
+"""
+
+# name, file, what it shows (the caption), function
+CHART_CAPTIONS = {
+    "throughput": "Operations per second at each pool size. Higher is better.",
+    "latency": "p50, p95 and p99 latency of each side, from the merged histograms of all trials.",
+    "ratio": "async divided by sync, with its 95% bootstrap confidence interval. Above 1.0 "
+    "async has more throughput (or more latency); an interval that crosses 1.0 is no "
+    "significant difference.",
+    "per_operation": "p50 (solid) and p99 (light) latency of each operation type.",
+    "distribution": "The whole latency distribution: each curve reads 'this percentile of "
+    "operations took at most this long'. Tails show on the right.",
+    "checkout_wait": "Mean time per operation waiting for a connection from the pool (hatched) "
+    "on top of the rest (queries, ORM, commit). Waiting dominates when workers outnumber "
+    "connections.",
+    "pool_over_time": "Connections checked out of the pool, sampled 10 times a second during "
+    "the measured window.",
+    "client_load": "Left: CPU used by the harness process (100% = one core); at 90% or more the "
+    "cell is client-bound and measures Python as much as the database. Right: how late a "
+    "10 ms heartbeat on the event loop woke up (async only).",
+}
+
+
+def newest_run(results_dir: Path) -> Path:
+    runs = sorted(results_dir.glob(f"*/{RESULTS_FILE}"), key=lambda p: p.parent.name)
+    if not runs:
+        raise RunError(f"no runs in {results_dir}: run `bench run` first or name a results file")
+    return runs[-1]
+
+
+def build(results_path: Path, reports_dir: Path, pool_size: int | None = None) -> Path:
+    """Write ``reports/<run id>/index.html`` and its charts; return the page's path."""
+    document = load(results_path)
+    run_dir = results_path.parent if results_path.is_file() else results_path
+    run_id = str(document.get("run_id") or run_dir.name)
+    out = reports_dir / run_id
+    tmp = reports_dir / f".{run_id}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    sizes = frame.pool_sizes(document)
+    chosen = _choose(sizes, pool_size)
+    drawn: list[tuple[str, str, str]] = []
+    plans: list[tuple[str, str, Callable[[Path], bool]]] = [
+        ("throughput", "Throughput vs pool size", lambda p: charts.throughput(document, p)),
+        ("latency", "Latency percentiles vs pool size", lambda p: charts.latency(document, p)),
+        ("ratio", "async/sync ratio", lambda p: charts.ratio(document, p)),
+        ("per_operation", f"Latency per operation type, pool {chosen}",
+         lambda p: charts.per_operation(document, p, chosen)),
+        ("distribution", "Latency distribution",
+         lambda p: charts.distribution(document, p, _spread(sizes))),
+        ("checkout_wait", "Checkout wait vs the rest", lambda p: charts.checkout_wait(document, p)),
+        ("pool_over_time", f"Checked-out connections over time, pool {chosen}",
+         lambda p: charts.pool_over_time(document, p, chosen)),
+        ("client_load", "Client CPU and event-loop lag", lambda p: charts.client_load(document, p)),
+    ]  # fmt: skip
+    missing = []
+    for name, title, draw in plans:
+        if draw(tmp / f"{name}.png"):
+            drawn.append((name, title, CHART_CAPTIONS[name]))
+        else:
+            missing.append(title)
+    page = render(document, drawn, missing, run_dir)
+    (tmp / "index.html").write_text(page, encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out / "index.html"
+
+
+def _choose(sizes: list[int], wanted: int | None) -> int:
+    if wanted is not None and wanted in sizes:
+        return wanted
+    if wanted is not None:
+        raise RunError(f"pool size {wanted} is not in this run (it has {sizes})")
+    return sizes[len(sizes) // 2] if sizes else 0
+
+
+def _spread(sizes: list[int]) -> list[int]:
+    """Up to three pool sizes: smallest, middle, largest."""
+    picked = [sizes[0], sizes[len(sizes) // 2], sizes[-1]] if sizes else []
+    return list(dict.fromkeys(picked))
+
+
+def verdict_lines(document: dict[str, Any]) -> tuple[str, list[str]]:
+    """A headline and one sentence per pool size, computed from the data."""
+    rows = frame.summary(document)
+    lines = []
+    counts = {"async faster": 0, "async slower": 0, "no significant difference": 0}
+    for row in rows:
+        interval = row.get("ratio_ops_s")
+        if not interval:
+            lines.append(f"At pool {row['pool_size']}: not enough completed cells to compare.")
+            continue
+        point, lo, hi = interval
+        sentence = (
+            f"At pool {row['pool_size']} ({row['concurrency']} workers), async reaches "
+            f"{point:.2f}\u00d7 sync throughput"
+        )
+        if row.get("sync_trials", 0) >= 2 and row.get("async_trials", 0) >= 2:
+            sentence += f" (95% CI {lo:.2f}\u2013{hi:.2f})"
+        p99 = row.get("ratio_p99_us")
+        if p99:
+            sentence += f", p99 latency {_pct(p99[0])}"
+        sentence += f": {row['verdict']}."
+        lines.append(sentence)
+        if row["verdict"] in counts:
+            counts[row["verdict"]] += 1
+    trials = document.get("config", {}).get("trials", "?")
+    if sum(counts.values()):
+        headline = (
+            f"Async was faster than sync at {counts['async faster']} of {len(rows)} pool sizes, "
+            f"slower at {counts['async slower']}, and not significantly different at "
+            f"{counts['no significant difference']} ({trials} trials per cell)."
+        )
+    else:
+        headline = (
+            f"{trials} trial(s) per cell: too few to tell a difference from noise; run with "
+            "--trials 3 or more for confidence intervals."
+        )
+    return headline, lines
+
+
+def _pct(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.0f}%"
+
+
+def render(
+    document: dict[str, Any], drawn: list[tuple[str, str, str]], missing: list[str], run_dir: Path
+) -> str:
+    config = document.get("config", {})
+    env = document.get("environment", {})
+    e = html.escape
+    server = str(env.get("server_version") or "?").split(" on ")[0]
+    headline, lines = verdict_lines(document)
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>asyncbench {e(str(document.get('run_id', '')))}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        f"<h1>asyncbench: <code>{e(str(config.get('scenario', '?')))}</code> on {e(server)}</h1>",
+        f"<p>Run <code>{e(str(document.get('run_id', '')))}</code>, status "
+        f"<b>{e(str(document.get('status')))}</b>. The question: for this workload, is "
+        "SQLAlchemy's <span class='async'>async</span> path (AsyncSession, "
+        f"{e(str(config.get('async_driver', '')))}, asyncio) faster or slower than its "
+        f"<span class='sync'>sync</span> path (Session, {e(str(config.get('sync_driver', '')))},"
+        " threads)?</p>",
+        f"<div class='verdict'><p><b>{e(headline)}</b></p><ul>",
+        *(f"<li>{e(line)}</li>" for line in lines),
+        "</ul></div>",
+    ]
+    problems = warnings(document["cells"], frame.summary(document))
+    if problems:
+        parts.append("<h2 id='warnings'>Warnings</h2><div class='warn'><ul>")
+        parts += [f"<li>{e(p)}</li>" for p in problems]
+        parts.append("</ul></div>")
+    parts.append("<h2 id='charts'>Charts</h2>")
+    for name, title, caption in drawn:
+        parts.append(
+            f"<figure id='{name}'><img src='{name}.png' alt='{e(title)}'>"
+            f"<figcaption><b>{e(title)}.</b> {e(caption)}</figcaption></figure>"
+        )
+    if missing:
+        parts.append(
+            "<p>Not drawn (this run has no data for them): " + e(", ".join(missing)) + ".</p>"
+        )
+    parts.append("<h2 id='cells'>Every cell</h2>")
+    parts.append(cells_table(document))
+    parts += extra_sections(run_dir)
+    parts.append("<h2 id='environment'>Environment</h2>")
+    parts.append(_kv_table({**env, "packages": env.get("packages")}))
+    parts.append("<h2 id='configuration'>Configuration</h2>")
+    parts.append(_kv_table(config))
+    parts.append(
+        "<p>Generated by <code>bench report</code> from <code>"
+        f"{e(str(run_dir / RESULTS_FILE))}</code>.</p></body></html>"
+    )
+    return "\n".join(parts)
+
+
+CELL_COLUMNS = [
+    ("trial", "trial", "{:.0f}"),
+    ("mode", "mode", "{}"),
+    ("pool_size", "pool", "{:.0f}"),
+    ("concurrency", "workers", "{:.0f}"),
+    ("status", "status", "{}"),
+    ("completed", "completed", "{:.0f}"),
+    ("failed", "failed", "{:.0f}"),
+    ("throughput", "ops/s", "{:,.0f}"),
+    ("p50_ms", "p50 ms", "{:.2f}"),
+    ("p95_ms", "p95 ms", "{:.2f}"),
+    ("p99_ms", "p99 ms", "{:.2f}"),
+    ("max_ms", "max ms", "{:.2f}"),
+    ("wait_mean_ms", "wait ms", "{:.3f}"),
+    ("cpu_share", "CPU", "{:.0%}"),
+    ("lag_p99_ms", "lag p99 ms", "{:.2f}"),
+    ("peak_checked_out", "peak out", "{:.0f}"),
+    ("leak", "leak", "{}"),
+    ("verified", "state ok", "{}"),
+    ("errors", "errors", "{}"),
+]
+
+
+def cells_table(document: dict[str, Any]) -> str:
+    table = frame.cells_frame(document)
+    if table.empty:
+        return "<p>No cells.</p>"
+    table = table.sort_values(["pool_size", "trial", "mode"], ascending=[True, True, False])
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in CELL_COLUMNS)
+    body = []
+    for _, row in table.iterrows():
+        cells = []
+        for column, _, fmt in CELL_COLUMNS:
+            value = row[column]
+            text = "" if value is None or value != value else fmt.format(value)
+            cls = f" class='{row['mode']}'" if column == "mode" else ""
+            cells.append(f"<td{cls}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _kv_table(mapping: dict[str, Any]) -> str:
+    rows = []
+    for key, value in mapping.items():
+        shown = json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+        rows.append(
+            f"<tr><th class='l'>{html.escape(str(key))}</th>"
+            f"<td class='l'>{html.escape(shown)}</td></tr>"
+        )
+    return f"<table>{''.join(rows)}</table>"
+
+
+def extra_sections(run_dir: Path) -> list[str]:
+    """Locust CSV output and pytest-benchmark JSON found in the run's folder, when present."""
+    parts = []
+    locust = sorted(run_dir.glob("*_stats.csv"))
+    if locust:
+        parts.append("<h2 id='locust'>Load test (Locust)</h2>")
+        for path in locust:
+            parts.append(f"<p><code>{html.escape(path.name)}</code></p>")
+            parts.append(_csv_table(path))
+    benchmarks = [p for p in sorted(run_dir.glob("*.json")) if p.name != RESULTS_FILE]
+    rows = []
+    for path in benchmarks:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict):
+            continue
+        for bench in data.get("benchmarks") or []:
+            stats = bench.get("stats") or {}
+            rows.append(
+                (bench.get("fullname") or bench.get("name"), stats.get("min"), stats.get("mean"),
+                 stats.get("median"), stats.get("max"), stats.get("rounds"))
+            )  # fmt: skip
+    if rows:
+        parts.append("<h2 id='microbenchmarks'>Micro-benchmarks (pytest-benchmark)</h2><table>")
+        parts.append(
+            "<tr><th class='l'>benchmark</th><th>min µs</th><th>mean µs</th><th>median µs</th>"
+            "<th>max µs</th><th>rounds</th></tr>"
+        )
+        for name, lo, avg, med, hi, rounds in rows:
+            cells = [html.escape(str(name))] + [
+                f"{v * 1e6:,.1f}" if isinstance(v, (int, float)) else "" for v in (lo, avg, med, hi)
+            ]
+            parts.append(
+                f"<tr><td class='l'>{cells[0]}</td>"
+                + "".join(f"<td>{c}</td>" for c in cells[1:])
+                + f"<td>{html.escape(str(rounds))}</td></tr>"
+            )
+        parts.append("</table>")
+    return parts
+
+
+def _csv_table(path: Path) -> str:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except OSError:
+        return "<p>(unreadable)</p>"
+    if not rows:
+        return "<p>(empty)</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
