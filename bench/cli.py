@@ -212,6 +212,25 @@ def build_parser() -> Parser:
     )
     rep.set_defaults(handler=cmd_report)
 
+    cmp = sub.add_parser(
+        "compare",
+        help="compare two runs cell by cell, optionally failing on a regression",
+        description="Compare run B with run A: the change of throughput, p50 and p99 per cell, "
+        "whether it is significant, an HTML page in reports/, and a regression gate.",
+    )
+    cmp.add_argument("a", metavar="A", help="the baseline: a results.json or a run folder")
+    cmp.add_argument("b", metavar="B", help="the candidate: a results.json or a run folder")
+    cmp.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        metavar="METRIC:N%",
+        help="exit 1 when B is worse than A beyond N%%: throughput:5%%, p50:10%%, p99:10%% "
+        "(repeatable)",
+    )
+    cmp.add_argument("--reports-dir", default="reports", metavar="DIR")
+    cmp.set_defaults(handler=cmd_compare)
+
     check = sub.add_parser(
         "selfcheck",
         help="measure what the harness's own recording costs (throughput and memory)",
@@ -279,6 +298,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     for path in paths:
         page = report.build(path, Path(args.reports_dir), args.pool_size)
         console.out.print(f"report: {page}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench import compare, console, results
+
+    rules = [compare.parse_rule(text) for text in args.fail_on]
+    a = results.load(Path(args.a))
+    b = results.load(Path(args.b))
+    rows = compare.changes(a, b)
+    found = compare.regressions(rows, rules)
+    console.out.print(console.compare_table(a, b, rows))
+    page = compare.write_html(a, b, rows, found, Path(args.reports_dir))
+    console.out.print(f"report: {page}")
+    for line in found:
+        console.err.print(f"regression: {line}")
+    if found:
+        return EXIT_RUNTIME
+    if rules:
+        console.out.print(f"no regression beyond {', '.join(str(r) for r in rules)}")
     return 0
 
 

@@ -217,3 +217,29 @@ def memory_table(memory: dict[str, Any], target_mb: float) -> Table:
         _holds(memory["growth_mb"] < target_mb),
     )
     return table
+
+
+def compare_table(a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any]]) -> Table:
+    from bench.compare import describe, significant
+
+    table = Table(
+        title=f"{b['config'].get('scenario')}: A = {a.get('run_id')}, B = {b.get('run_id')}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption="A -> B, change of the mean over trials (95% bootstrap CI); significant: the CI "
+        "excludes 0 (needs 2+ trials on each side)",
+        caption_justify="left",
+    )
+    for name in ("mode", "pool", "workers", "throughput ops/s", "p50 ms", "p99 ms", "significant"):
+        table.add_column(name, justify="left" if name in ("mode", "significant") else "right")
+    for row in rows:
+        table.add_row(
+            row["mode"],
+            str(row["pool_size"]),
+            str(row["concurrency"]),
+            describe(row["throughput"], "ops/s"),
+            describe(row["p50"], "ms"),
+            describe(row["p99"], "ms"),
+            significant(row),
+        )
+    return table

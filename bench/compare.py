@@ -1,0 +1,185 @@
+"""``bench compare A B``: what changed from run A to run B, cell by cell, and a regression gate.
+
+Cells are matched on (mode, pool size, workers). Each change is mean(B) / mean(A) over the trials,
+with a 95% bootstrap confidence interval; it is significant when the interval excludes 1.0 (which
+needs two trials or more on each side). ``--fail-on throughput:5%`` fails when B's throughput is
+more than 5% below A's; ``--fail-on p99:10%`` when B's p99 latency is more than 10% above A's.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import frame
+from bench.errors import UsageError
+from bench.report import STYLE
+from bench.stats import bootstrap_ratio
+
+METRICS = {  # name -> (cell value, higher is better)
+    "throughput": (lambda c: c["throughput"], True),
+    "p50": (lambda c: c["latency"]["overall"]["p50_us"], False),
+    "p99": (lambda c: c["latency"]["overall"]["p99_us"], False),
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    metric: str
+    threshold: float  # 0.05 for 5%
+
+    def __str__(self) -> str:
+        return f"{self.metric}:{self.threshold:.0%}"
+
+
+def parse_rule(text: str) -> Rule:
+    metric, sep, amount = text.partition(":")
+    metric = metric.strip().lower()
+    if not sep or metric not in METRICS:
+        raise UsageError(
+            f"--fail-on: expected METRIC:N% with METRIC one of {', '.join(METRICS)}, got {text!r}"
+        )
+    try:
+        value = float(amount.strip().rstrip("%"))
+    except ValueError:
+        raise UsageError(f"--fail-on: {amount!r} is not a percentage") from None
+    if not 0 <= value < 1000:
+        raise UsageError(f"--fail-on: threshold must be between 0% and 1000%, got {amount!r}")
+    return Rule(metric, value / 100)
+
+
+def changes(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per cell present in both runs."""
+    if a["config"].get("scenario") != b["config"].get("scenario"):
+        raise UsageError(
+            "cannot compare runs of different scenarios: "
+            f"{a['config'].get('scenario')!r} and {b['config'].get('scenario')!r}"
+        )
+    groups_a, groups_b = _groups(a), _groups(b)
+    rows = []
+    for key in sorted(set(groups_a) & set(groups_b), key=lambda k: (k[1], k[2], k[0] != "sync")):
+        row: dict[str, Any] = {"mode": key[0], "pool_size": key[1], "concurrency": key[2]}
+        for metric, (value_of, _) in METRICS.items():
+            before = [float(value_of(c)) for c in groups_a[key] if _has(c, metric)]
+            after = [float(value_of(c)) for c in groups_b[key] if _has(c, metric)]
+            interval = bootstrap_ratio(after, before)
+            row[metric] = {
+                "a": sum(before) / len(before) if before else None,
+                "b": sum(after) / len(after) if after else None,
+                "ratio": interval,
+                "significant": bool(
+                    interval
+                    and len(before) >= 2
+                    and len(after) >= 2
+                    and (interval[1] > 1 or interval[2] < 1)
+                ),
+            }
+        rows.append(row)
+    if not rows:
+        raise UsageError("the two runs have no cell in common (mode, pool size, workers)")
+    return rows
+
+
+def _has(cell: dict[str, Any], metric: str) -> bool:
+    return metric == "throughput" or bool(
+        (cell.get("latency") or {}).get("overall", {}).get("count")
+    )
+
+
+def _groups(document: dict[str, Any]) -> dict[tuple[str, int, int], list[dict[str, Any]]]:
+    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    for cell in frame.ok_cells(document):
+        c = cell["cell"]
+        groups.setdefault((c["mode"], c["pool_size"], c["concurrency"]), []).append(cell)
+    return groups
+
+
+def regressions(rows: list[dict[str, Any]], rules: list[Rule]) -> list[str]:
+    """Sentences for every change beyond a rule's threshold in the bad direction."""
+    found = []
+    for row in rows:
+        for rule in rules:
+            change = row[rule.metric]["ratio"]
+            if not change:
+                continue
+            higher_is_better = METRICS[rule.metric][1]
+            point = change[0]
+            worse = point < 1 - rule.threshold if higher_is_better else point > 1 + rule.threshold
+            if worse:
+                found.append(
+                    f"{row['mode']} pool={row['pool_size']}: {rule.metric} {_pct(point)} "
+                    f"(limit {rule}){' significant' if row[rule.metric]['significant'] else ''}"
+                )
+    return found
+
+
+def _pct(ratio: float) -> str:
+    return f"{(ratio - 1) * 100:+.1f}%"
+
+
+def describe(change: dict[str, Any], unit: str) -> str:
+    """``1,020 -> 950 -6.9% (-9.0%..-4.1%)``"""
+    if change["a"] is None or change["b"] is None or not change["ratio"]:
+        return "-"
+    scale = 1000 if unit == "ms" else 1
+    fmt = "{:,.0f}" if unit == "ops/s" else "{:.2f}"
+    point, lo, hi = change["ratio"]
+    return (
+        f"{fmt.format(change['a'] / scale)} -> {fmt.format(change['b'] / scale)} "
+        f"{_pct(point)} ({_pct(lo)}..{_pct(hi)})"
+    )
+
+
+def significant(row: dict[str, Any]) -> str:
+    return ", ".join(m for m in METRICS if row[m]["significant"]) or "none"
+
+
+def write_html(
+    a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any]], found: list[str], out: Path
+) -> Path:
+    """reports/compare-<A>-vs-<B>/index.html"""
+    folder = out / f"compare-{a.get('run_id')}-vs-{b.get('run_id')}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    e = html.escape
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "mode",
+            "pool",
+            "workers",
+            "throughput (ops/s)",
+            "p50 (ms)",
+            "p99 (ms)",
+            "significant",
+        )  # fmt: skip
+    )
+    body = "".join(
+        f"<tr><td class='{r['mode']}'>{r['mode']}</td><td>{r['pool_size']}</td>"
+        f"<td>{r['concurrency']}</td><td>{e(describe(r['throughput'], 'ops/s'))}</td>"
+        f"<td>{e(describe(r['p50'], 'ms'))}</td><td>{e(describe(r['p99'], 'ms'))}</td>"
+        f"<td>{e(significant(r))}</td></tr>"
+        for r in rows
+    )
+    verdict = (
+        "<div class='warn'><b>Regressions beyond the limits:</b><ul>"
+        + "".join(f"<li>{e(f)}</li>" for f in found)
+        + "</ul></div>"
+        if found
+        else "<div class='verdict'>No change beyond the limits given.</div>"
+    )
+    page = (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>asyncbench compare</title><style>{STYLE}</style></head><body>"
+        f"<h1>asyncbench: {e(str(b['config'].get('scenario')))}, "
+        f"<code>{e(str(a.get('run_id')))}</code> (A) vs <code>{e(str(b.get('run_id')))}</code> "
+        "(B)</h1><p>Each change is mean(B) / mean(A) over the trials, with a 95% bootstrap "
+        "confidence interval; significant when the interval excludes no change.</p>"
+        f"{verdict}<table><tr>{head}</tr>{body}</table></body></html>"
+    )
+    path = folder / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
