@@ -292,9 +292,13 @@ def _add_target_args(command: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench import console, report
+    from bench import console, results
 
-    paths = [Path(p) for p in args.results] or [report.newest_run(Path(args.results_dir))]
+    paths = [Path(p) for p in args.results] or [results.newest_run(Path(args.results_dir))]
+    for path in paths:  # refuse any bad file before drawing anything
+        results.load(path)
+    from bench import report
+
     for path in paths:
         page = report.build(path, Path(args.reports_dir), args.pool_size)
         console.out.print(f"report: {page}")

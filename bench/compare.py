@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import frame
 from bench.errors import UsageError
-from bench.report import STYLE
 from bench.stats import bootstrap_ratio
+from bench.style import STYLE
 
 METRICS = {  # name -> (cell value, higher is better)
     "throughput": (lambda c: c["throughput"], True),
@@ -91,7 +90,9 @@ def _has(cell: dict[str, Any], metric: str) -> bool:
 
 def _groups(document: dict[str, Any]) -> dict[tuple[str, int, int], list[dict[str, Any]]]:
     groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
-    for cell in frame.ok_cells(document):
+    for cell in document["cells"]:
+        if cell.get("status") != "ok":
+            continue
         c = cell["cell"]
         groups.setdefault((c["mode"], c["pool_size"], c["concurrency"]), []).append(cell)
     return groups
@@ -155,7 +156,7 @@ def write_html(
             "p50 (ms)",
             "p99 (ms)",
             "significant",
-        )  # fmt: skip
+        )
     )
     body = "".join(
         f"<tr><td class='{r['mode']}'>{r['mode']}</td><td>{r['pool_size']}</td>"

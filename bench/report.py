@@ -19,26 +19,24 @@ from bench import charts, frame
 from bench.console import warnings
 from bench.errors import RunError
 from bench.results import RESULTS_FILE, load
+from bench.style import STYLE
 
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
-       color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; margin-bottom: 0.2em; }
-h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
-.verdict { font-size: 1.15em; background: #f4f7fb; border-left: 5px solid #1f6fb4;
-           padding: 0.8em 1em; }
-.verdict li { margin: 0.3em 0; }
-.warn { background: #fff6e5; border-left: 5px solid #e8a00a; padding: 0.5em 1em; }
-table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.5em; text-align: right; }
-th { background: #f0f0f0; } td.l, th.l { text-align: left; }
-figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #555; font-size: 0.9em; }
-.sync { color: #1f6fb4; font-weight: bold; } .async { color: #e8710a; font-weight: bold; }
-code { background: #f4f4f4; padding: 0 0.2em; }
+# Marks the page with how many charts loaded, and says so in place of any that did not.
+CHECK_IMAGES = """
+window.addEventListener('load', function () {
+  var images = document.images, loaded = 0;
+  for (var i = 0; i < images.length; i++) {
+    if (images[i].complete && images[i].naturalWidth > 0) { loaded++; continue; }
+    var note = document.createElement('p');
+    note.className = 'warn';
+    note.textContent = 'This chart did not load: ' + images[i].getAttribute('src');
+    images[i].insertAdjacentElement('afterend', note);
+  }
+  document.body.setAttribute('data-images-loaded', loaded + '/' + images.length);
+});
 """
 
-# name, file, what it shows (the caption), function
+
 CHART_CAPTIONS = {
     "throughput": "Operations per second at each pool size. Higher is better.",
     "latency": "p50, p95 and p99 latency of each side, from the merged histograms of all trials.",
@@ -57,13 +55,6 @@ CHART_CAPTIONS = {
     "cell is client-bound and measures Python as much as the database. Right: how late a "
     "10 ms heartbeat on the event loop woke up (async only).",
 }
-
-
-def newest_run(results_dir: Path) -> Path:
-    runs = sorted(results_dir.glob(f"*/{RESULTS_FILE}"), key=lambda p: p.parent.name)
-    if not runs:
-        raise RunError(f"no runs in {results_dir}: run `bench run` first or name a results file")
-    return runs[-1]
 
 
 def build(results_path: Path, reports_dir: Path, pool_size: int | None = None) -> Path:
@@ -172,7 +163,7 @@ def render(
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>asyncbench {e(str(document.get('run_id', '')))}</title>",
-        f"<style>{STYLE}</style></head><body>",
+        f"<style>{STYLE}</style><script>{CHECK_IMAGES}</script></head><body>",
         f"<h1>asyncbench: <code>{e(str(config.get('scenario', '?')))}</code> on {e(server)}</h1>",
         f"<p>Run <code>{e(str(document.get('run_id', '')))}</code>, status "
         f"<b>{e(str(document.get('status')))}</b>. The question: for this workload, is "

@@ -148,3 +148,10 @@ def _git_commit() -> str | None:
 def scrubbed(document: dict[str, Any]) -> dict[str, Any]:
     """The document with every registered secret removed from every string in it."""
     return json.loads(scrub(json.dumps(document)))
+
+
+def newest_run(results_dir: Path) -> Path:
+    runs = sorted(results_dir.glob(f"*/{RESULTS_FILE}"), key=lambda p: p.parent.name)
+    if not runs:
+        raise RunError(f"no runs in {results_dir}: run `bench run` first or name a results file")
+    return runs[-1]
