@@ -37,6 +37,7 @@ from bench.failures import classify
 from bench.recorder import LATE_NS, Recorder, encode, new_histogram
 from bench.scenario import Outcome, Scenario, Sequence, load
 from bench.stats import latency_summary, throughput
+from bench.target import Target
 
 # a client process using 90% of a core or more is limiting its own figures
 CLIENT_BOUND_SHARE = 0.9
@@ -45,24 +46,29 @@ CLIENT_BOUND_SHARE = 0.9
 @dataclass(frozen=True)
 class CellSpec:
     scenario: str  # name or path
-    mode: str  # "sync" | "async"
-    pool_size: int
-    max_overflow: int
-    pool_timeout: float
-    concurrency: int
-    ops: int  # measured operations (the cap, with duration)
-    duration: float | None  # seconds of measuring, when given
-    warmup: int
-    seed: int
-    trial: int
     kind: str  # "postgresql" | "sqlite"
-    sync_url: str
+    sync_url: str  # with the password: only ever passed on a pipe, never stored
     async_url: str
-    keep_tables: bool
-    out_path: str
+    mode: str = "sync"  # "sync" | "async"
+    pool_size: int = 1
+    max_overflow: int = 0
+    pool_timeout: float = 30.0
+    concurrency: int = 1
+    ops: int = 2000  # measured operations (the cap, with duration)
+    duration: float | None = None  # seconds of measuring, when given
+    warmup: int = 0
+    seed: int = 1
+    trial: int = 0
+    keep_tables: bool = False
+    out_path: str = ""
     rate: float | None = None  # open loop: operations per second for the whole cell
     instrument: bool = True  # histograms, checkout timing, pool events, sampler, loop lag
     sample_hz: float = 10.0
+
+    @classmethod
+    def for_target(cls, scenario: str, target: Target, **settings: Any) -> CellSpec:
+        sync_url, async_url = target.urls_with_password()
+        return cls(scenario, target.kind, sync_url, async_url, **settings)
 
     def key(self) -> dict[str, Any]:
         """What identifies the cell in a run (no URLs, no paths)."""
@@ -245,6 +251,27 @@ class PoolSampler:
         return {"hz": 1.0 / self.period, "size": self.pool.size(), **self.series}
 
 
+class Window:
+    """The measured window: wall and CPU clocks, connections opened, the pool sampler."""
+
+    def __init__(self, spec: CellSpec, watcher: PoolWatcher):
+        self.watcher = watcher
+        self.sampler = PoolSampler(watcher.pool, spec.sample_hz) if spec.instrument else None
+        watcher.measuring = True
+        if self.sampler:
+            self.sampler.start()
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+
+    def close(self) -> tuple[dict[str, Any], float, float]:
+        """The pool report, and the wall and CPU seconds of the window."""
+        wall, cpu = time.perf_counter() - self.wall0, time.process_time() - self.cpu0
+        self.watcher.measuring = False
+        report = self.watcher.report()
+        if self.sampler:
+            report["series"] = self.sampler.stop()
+        return report, wall, cpu
+
+
 class LoopLag:
     """A heartbeat task on the event loop: how late it wakes up is how busy the loop is."""
 
@@ -252,9 +279,6 @@ class LoopLag:
 
     def __init__(self) -> None:
         self.histogram = new_histogram()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._beat())
 
     async def _beat(self) -> None:
@@ -266,10 +290,9 @@ class LoopLag:
             due = max(due + self.PERIOD_S, now)
 
     async def stop(self) -> dict[str, Any]:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
         return latency_summary(self.histogram)
 
 
@@ -343,11 +366,7 @@ def run_sync(
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
-                end = time.perf_counter_ns()
-                if due:
-                    rec.ok(code, end - due, waited[0], late_ns=max(0, t0 - due))
-                else:
-                    rec.ok(code, end - t0, waited[0])
+                rec.ok(code, t0, time.perf_counter_ns(), due, waited[0])
 
     def run_phase(phase: Phase, rec: Recorder) -> None:
         with ThreadPoolExecutor(max_workers=spec.concurrency) as executor:
@@ -357,19 +376,9 @@ def run_sync(
 
     try:
         run_phase(Phase(0, spec.warmup, stopping), recs.warmup)
-        sampler = PoolSampler(pool, spec.sample_hz) if spec.instrument else None
-        watcher.measuring = True
-        if sampler:
-            sampler.start()
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        measured = Phase(spec.warmup, len(seq), stopping, spec.duration, spec.rate)
-        run_phase(measured, recs.measured)
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        watcher.measuring = False
-        report = watcher.report()
-        if sampler:
-            report["series"] = sampler.stop()
-        return report, wall, cpu
+        window = Window(spec, watcher)
+        run_phase(Phase(spec.warmup, len(seq), stopping, spec.duration, spec.rate), recs.measured)
+        return window.close()
     finally:
         engine.dispose()
 
@@ -414,32 +423,19 @@ async def run_async(
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
-                end = time.perf_counter_ns()
-                if due:
-                    rec.ok(code, end - due, waited[0], late_ns=max(0, t0 - due))
-                else:
-                    rec.ok(code, end - t0, waited[0])
+                rec.ok(code, t0, time.perf_counter_ns(), due, waited[0])
 
     async def run_phase(phase: Phase, rec: Recorder) -> None:
         await asyncio.gather(*(worker(phase, rec) for _ in range(spec.concurrency)))
 
     try:
         await run_phase(Phase(0, spec.warmup, stopping), recs.warmup)
-        sampler = PoolSampler(pool, spec.sample_hz) if spec.instrument else None
         lag = LoopLag() if spec.instrument else None
-        watcher.measuring = True
-        if sampler:
-            sampler.start()
-        if lag:
-            lag.start()
-        wall0, cpu0 = time.perf_counter(), time.process_time()
-        measured = Phase(spec.warmup, len(seq), stopping, spec.duration, spec.rate)
-        await run_phase(measured, recs.measured)
-        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-        watcher.measuring = False
-        report = watcher.report()
-        if sampler:
-            report["series"] = sampler.stop()
+        window = Window(spec, watcher)
+        await run_phase(
+            Phase(spec.warmup, len(seq), stopping, spec.duration, spec.rate), recs.measured
+        )
+        report, wall, cpu = window.close()
         if lag:
             report["loop_lag"] = await lag.stop()
         return report, wall, cpu

@@ -92,18 +92,19 @@ def ratio(document: dict[str, Any], path: Path) -> bool:
         return False
     fig, ax = plt.subplots(figsize=(7, 4))
     sizes = [r["pool_size"] for r in rows]
-    for key, label, marker in (
-        ("ratio_ops_s", "throughput", "o"),
-        ("ratio_p50_us", "p50 latency", "s"),
-        ("ratio_p99_us", "p99 latency", "^"),
+    # neutral colours: blue and orange mean sync and async everywhere else
+    for key, label, marker, colour, nudge in (
+        ("ratio_ops_s", "throughput", "o", "#333333", 0.94),
+        ("ratio_p50_us", "p50 latency", "s", "#7b3294", 1.0),
+        ("ratio_p99_us", "p99 latency", "^", "#008837", 1.06),
     ):
         points = [(r["pool_size"], r[key]) for r in rows if r.get(key)]
         if not points:
             continue
-        xs = [x for x, _ in points]
+        xs = [x * nudge for x, _ in points]  # side by side, not on top of each other
         mid = [v[0] for _, v in points]
         err = [[v[0] - v[1] for _, v in points], [v[2] - v[0] for _, v in points]]
-        ax.errorbar(xs, mid, yerr=err, fmt=f"{marker}-", capsize=4, label=label)
+        ax.errorbar(xs, mid, yerr=err, fmt=f"{marker}-", capsize=4, color=colour, label=label)
     ax.axhline(1.0, color="black", linewidth=1)
     _pool_axis(ax, sizes)
     ax.set_ylabel("async / sync (x)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -333,16 +334,15 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
         raise UsageError("--sqlite-path goes with --db sqlite")
     found = scenario.load(args.scenario)
     rows = []
-    with target.resolve(args.dburl, args.db, args.sqlite_path) as where:
+    with contextlib.ExitStack() as stack:
+        where = stack.enter_context(target.resolve(args.dburl, args.db, args.sqlite_path))
         version = target.probe(where).split(" on ")[0]
+        stack.enter_context(target.exclusive(where))
         console.err.print(f"database: {where.display} ({where.source}), {version}")
-        sync_url, async_url = where.urls_with_password()
         for mode in ("sync", "async"):
-            template = CellSpec(
-                scenario=found.source, mode=mode, pool_size=args.pool_size, max_overflow=0,
-                pool_timeout=30.0, concurrency=args.pool_size, ops=args.ops, duration=None,
-                warmup=max(100, 4 * args.pool_size), seed=1, trial=0, kind=where.kind,
-                sync_url=sync_url, async_url=async_url, keep_tables=False, out_path="",
+            template = CellSpec.for_target(
+                found.source, where, mode=mode, pool_size=args.pool_size, ops=args.ops,
+                concurrency=args.pool_size, warmup=max(100, 4 * args.pool_size),
             )  # fmt: skip
             console.err.print(f"overhead: {mode}, {args.pairs} pairs of {args.ops} operations ...")
             rows.append(selfcheck.overhead_pairs(template, args.pairs))
@@ -380,12 +380,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     results.check_writable(results_dir)
 
     started = time.perf_counter()
-    with target.resolve(args.dburl, args.db, args.sqlite_path) as where:
+    with contextlib.ExitStack() as stack:
+        where = stack.enter_context(target.resolve(args.dburl, args.db, args.sqlite_path))
         server_version = target.probe(where)
         short_version = server_version.split(" on ")[0]
+        stack.enter_context(target.exclusive(where))
         console.err.print(f"database: {where.display} ({where.source}), {short_version}")
         run_dir = results.new_run_dir(results_dir, found.name)
-        sync_url, async_url = where.urls_with_password()
         config = {
             "scenario": found.name,
             "scenario_source": found.source,
@@ -424,23 +425,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "cells": [],
             },
         )
-        template = CellSpec(
-            scenario=found.source,
-            mode="sync",
-            pool_size=1,
+        template = CellSpec.for_target(
+            found.source,
+            where,
             max_overflow=args.max_overflow,
             pool_timeout=args.pool_timeout,
-            concurrency=1,
             ops=ops,
             duration=args.duration,
-            warmup=0,
             seed=args.seed,
-            trial=0,
-            kind=where.kind,
-            sync_url=sync_url,
-            async_url=async_url,
-            keep_tables=False,
-            out_path="",
             rate=args.rate,
             instrument=args.record,
             sample_hz=args.sample_hz,

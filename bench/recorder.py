@@ -82,22 +82,25 @@ class Recorder:
         self.failed_indices: set[int] = set()
         self._lock = threading.Lock()
 
-    def ok(self, code: int, latency_ns: int, wait_ns: int = 0, late_ns: int = -1) -> None:
-        """One successful operation. ``late_ns`` >= 0 only in open loop: how late it started,
-        in which case ``latency_ns`` counts from the intended start."""
+    def ok(self, code: int, start_ns: int, end_ns: int, due_ns: int = 0, wait_ns: int = 0) -> None:
+        """One successful operation, started at ``start_ns`` and ended at ``end_ns``, having waited
+        ``wait_ns`` for its connection. In open loop ``due_ns`` is its intended start, and its
+        latency counts from there (the service time from the actual start is kept beside it)."""
         tally = self.tallies[code]
         with self._lock:
             tally.ok += 1
             if not self.histograms:
                 return
-            record(tally.histogram, _us(latency_ns))
-            service_ns = latency_ns
-            if late_ns >= 0:
-                service_ns = latency_ns - late_ns
+            service_ns = end_ns - start_ns
+            if due_ns:
+                late_ns = max(0, start_ns - due_ns)
+                record(tally.histogram, _us(end_ns - due_ns))
                 record(self.service, _us(service_ns))
                 record(self.start_delay, _us(late_ns))
                 if late_ns > LATE_NS:
                     self.late += 1
+            else:
+                record(tally.histogram, _us(service_ns))
             record(self.wait, _us(wait_ns))
             record(self.rest, _us(service_ns - wait_ns))
 

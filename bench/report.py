@@ -121,7 +121,7 @@ def verdict_lines(document: dict[str, Any]) -> tuple[str, list[str]]:
             continue
         point, lo, hi = interval
         sentence = (
-            f"At pool {row['pool_size']} ({row['concurrency']} workers), async reaches "
+            f"At pool {row['pool_size']} ({_workers(row['concurrency'])}), async reaches "
             f"{point:.2f}\u00d7 sync throughput"
         )
         if row.get("sync_trials", 0) >= 2 and row.get("async_trials", 0) >= 2:
@@ -146,6 +146,10 @@ def verdict_lines(document: dict[str, Any]) -> tuple[str, list[str]]:
             "--trials 3 or more for confidence intervals."
         )
     return headline, lines
+
+
+def _workers(n: int) -> str:
+    return f"{n} worker" if n == 1 else f"{n} workers"
 
 
 def _pct(ratio: float) -> str:

@@ -84,7 +84,7 @@ def _memory_main(latencies: int) -> None:
     t0 = time.perf_counter()
     for i in range(latencies):
         # spread over the whole range a cell sees: 50 us to 5 s
-        recorder.ok(i % 5, 50_000 + (i * 7919) % 5_000_000_000, (i * 31) % 2_000_000)
+        recorder.ok(i % 5, 0, 50_000 + (i * 7919) % 5_000_000_000, 0, (i * 31) % 2_000_000)
     elapsed = time.perf_counter() - t0
     after = _rss_mb()
     print(

@@ -255,3 +255,55 @@ def probe(target: Target) -> str:
 def _reason(exc: BaseException) -> str:
     inner = getattr(exc, "orig", None) or exc
     return one_line(inner)
+
+
+LOCK_KEY = 0x617379_6E6362  # "asyncbench", as a PostgreSQL advisory lock key
+
+
+@contextlib.contextmanager
+def exclusive(target: Target) -> Iterator[None]:
+    """Hold the database for one run: two runs on one database would drop each other's tables.
+
+    PostgreSQL: a session advisory lock, held on a connection of its own for the whole run.
+    SQLite: an exclusive lock on a file beside the database.
+    """
+    if target.kind == "sqlite":
+        import fcntl
+
+        path = Path(f"{target.sync_url.database}.asyncbench-lock")
+        with open(path, "w") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunError(
+                    f"another asyncbench run is using {target.display}; wait for it to end"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                path.unlink(missing_ok=True)
+        return
+
+    from sqlalchemy import create_engine, func, select
+
+    engine = create_engine(
+        target.sync_url,
+        poolclass=NullPool,
+        connect_args={"application_name": "asyncbench:lock", "connect_timeout": 10},
+    )
+    try:
+        with engine.connect() as conn:
+            if not conn.scalar(select(func.pg_try_advisory_lock(LOCK_KEY))):
+                raise RunError(
+                    f"another asyncbench run is using {target.display} (it holds advisory lock "
+                    f"{LOCK_KEY}); wait for it to end or use another database"
+                )
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.scalar(select(func.pg_advisory_unlock(LOCK_KEY)))
+                conn.commit()
+    finally:
+        engine.dispose()

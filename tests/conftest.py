@@ -82,7 +82,16 @@ def harness_connections(url: str) -> list[str]:
 def run_bench(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real command line, as a user would, in ``cwd``."""
+    """Run the real command line, as a user would, in ``cwd``.
+
+    ``bench run`` gets ``--no-report`` unless the test asks for the report (``--report``, which
+    is dropped): rendering charts costs seconds that only the report tests need to spend.
+    """
+    if args and args[0] == "run":
+        wants_report = "--report" in args
+        args = tuple(a for a in args if a != "--report")
+        if not wants_report and "--no-report" not in args:
+            args = (*args, "--no-report")
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     full_env.update(env or {})
     full_env.setdefault("COLUMNS", "120")

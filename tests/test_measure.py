@@ -138,7 +138,7 @@ def test_histograms_round_trip_through_a_results_document(tmp_path: Path) -> Non
     a, b, both = Recorder(["op"]), Recorder(["op"]), new_histogram()
     for i in range(1, 20_001):
         us = (i * 7919) % 50_000 + 1
-        (a if i % 3 else b).ok(0, us * 1000)
+        (a if i % 3 else b).ok(0, 0, us * 1000)
         both.record_value(us)
     path = tmp_path / "results.json"
     results.write_atomic(path, {

@@ -43,8 +43,8 @@ def small_run(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Path:
     """One small real run with two trials, shared by the report tests."""
     folder = tmp_path_factory.mktemp("run")
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "run", "--dburl", pg_url, "--pool-sizes", "1,2,4",
-         "--ops", "150", "--warmup", "20", "--trials", "2", "--no-report"],
+        [sys.executable, "-m", "bench", "run", "--dburl", pg_url, "--pool-sizes", "1,4",
+         "--ops", "100", "--warmup", "20", "--trials", "2", "--no-report"],
         cwd=folder, capture_output=True, text=True, timeout=240,
         env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
     )  # fmt: skip
@@ -65,7 +65,7 @@ def test_report_page_and_charts(small_run: Path, bench: Any, tmp_path: Path) -> 
     assert page.images == [f"{name}.png" for name in CHARTS]
     assert page.external == []  # opens with no network
     text = page_path.read_text()
-    assert re.search(r"At pool 2 \(2 workers\), async reaches \d\.\d\d\u00d7 sync throughput", text)
+    assert re.search(r"At pool 4 \(4 workers\), async reaches \d\.\d\d\u00d7 sync throughput", text)
     assert "Every cell" in text and "Environment" in text and "Configuration" in text
     for name in CHARTS:
         _assert_real_png(page_path.parent / f"{name}.png")
@@ -133,7 +133,7 @@ def _ping_run(bench: Any, folder: Path, pg_url: str, ms: int) -> Path:
     scenario = folder / "ping.py"
     scenario.write_text(PING.format(ms=ms, s=ms / 1000))
     proc = bench("run", "--dburl", pg_url, "--scenario", str(scenario), "--pool-sizes", "2",
-                 "--ops", "100", "--warmup", "10", "--trials", "2", "--no-report",
+                 "--ops", "60", "--warmup", "10", "--trials", "2", "--no-report",
                  "--results-dir", str(folder / "results"))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return next(folder.glob("results/*/results.json"))
@@ -142,7 +142,7 @@ def _ping_run(bench: Any, folder: Path, pg_url: str, ms: int) -> Path:
 def test_compare_gate(bench: Any, pg_url: str, tmp_path: Path) -> None:
     fast = _ping_run(bench, tmp_path / "fast", pg_url, 2)
     fast_again = _ping_run(bench, tmp_path / "fast2", pg_url, 2)
-    slow = _ping_run(bench, tmp_path / "slow", pg_url, 20)
+    slow = _ping_run(bench, tmp_path / "slow", pg_url, 12)
     reports = str(tmp_path / "reports")
     within = bench("compare", str(fast), str(fast_again), "--fail-on", "throughput:60%",
                    "--reports-dir", reports)  # fmt: skip
@@ -197,3 +197,25 @@ def test_bad_results_files(bench: Any, small_run: Path, tmp_path: Path) -> None:
     bad_rule = bench("compare", str(good), str(good), "--fail-on", "speed:5%")
     assert bad_rule.returncode == 2 and "--fail-on" in bad_rule.stderr
     assert not reports.exists()  # nothing written for bad input
+
+
+def test_report_includes_locust_and_pytest_benchmark_files(
+    small_run: Path, bench: Any, tmp_path: Path
+) -> None:
+    """Files that other commands leave in a run's folder get sections of their own."""
+    run = tmp_path / "run"
+    shutil.copytree(next(small_run.glob("results/*")), run)
+    (run / "loadtest_stats.csv").write_text(
+        "Type,Name,Request Count,Failure Count,Requests/s\nGET,/sync/users/[id],120,0,40.1\n"
+    )
+    (run / "micro.json").write_text(
+        json.dumps({"benchmarks": [{"fullname": "tests/benchmarks/test_read.py::test_read[sync]",
+                                    "stats": {"min": 0.0004, "mean": 0.0005, "median": 0.0005,
+                                              "max": 0.0009, "rounds": 200}}]})
+    )  # fmt: skip
+    proc = bench("report", str(run), "--reports-dir", str(tmp_path / "reports"))
+    assert proc.returncode == 0, proc.stderr
+    text = Path(proc.stdout.split("report:")[1].strip()).read_text()
+    assert "Load test (Locust)" in text and "/sync/users/[id]" in text
+    assert "Micro-benchmarks (pytest-benchmark)" in text and "test_read[sync]" in text
+    assert "500.0" in text  # the mean, in microseconds

@@ -49,8 +49,11 @@ def assert_exact(document: dict[str, Any], ops: int) -> None:
 
 
 def test_machine_postgres_over_tcp(bench, machine_pg: str, tmp_path: Path) -> None:
-    proc = bench("run", "--dburl", machine_pg, "--pool-sizes", "1,4", *FAST)
+    proc = bench("run", "--dburl", machine_pg, "--pool-sizes", "1,4", *FAST, "--report")
     assert proc.returncode == 0, proc.stderr
+    page = tmp_path / proc.stdout.split("report:")[1].split()[0]
+    assert page.name == "index.html" and page.parent.parent.name == "reports"
+    assert "async reaches" in page.read_text()
     document = results_of(tmp_path)
     assert_exact(document, 300)
     cells = document["cells"]
@@ -323,3 +326,29 @@ def _embedded_dirs() -> set[str]:
 def _embedded_postgres_running() -> bool:
     out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     return "asyncbench-pg-" in out
+
+
+@pytest.mark.slow
+def test_a_second_run_on_the_same_database_is_refused(machine_pg: str, tmp_path: Path) -> None:
+    first = _start_run(tmp_path, "--dburl", machine_pg, "--pool-sizes", "1", "--duration", "30",
+                       "--modes", "sync", "--no-report")  # fmt: skip
+    try:
+        _wait_for(lambda: "asyncbench:lock" in harness_connections(machine_pg), first)
+        second = subprocess.run(
+            [sys.executable, "-m", "bench", "run", "--dburl", machine_pg, "--pool-sizes", "1",
+             "--ops", "10", "--trials", "1", "--results-dir", str(tmp_path / "second")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+    finally:
+        _stop(first)
+    assert second.returncode == 1
+    assert (
+        second.stderr.strip()
+        .splitlines()[-1]
+        .startswith("bench: error: another asyncbench run is using postgresql://postgres@127.0.0.1")
+    )
+    assert not (tmp_path / "second").exists() or not any((tmp_path / "second").iterdir())
+    assert first.returncode == 130
+    assert harness_connections(machine_pg) == []

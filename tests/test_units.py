@@ -124,8 +124,8 @@ def test_classify() -> None:
 def test_recorder_counts_and_histograms_round_trip() -> None:
     rec = Recorder(["read", "write"])
     for us in (100, 200, 300, 400):
-        rec.ok(0, us * 1000)
-    rec.ok(1, 5_000_000)
+        rec.ok(0, 0, us * 1000)
+    rec.ok(1, 0, 5_000_000)
     rec.failed(1, 7, "IntegrityError", "duplicate key")
     rec.failed(1, 9, "IntegrityError", "second message")
     assert rec.completed == 5 and rec.failures == 2
@@ -215,3 +215,19 @@ def test_fast_record_matches_hdrhistogram() -> None:
     assert fast.encode() == slow.encode()
     assert fast.get_min_value() == slow.get_min_value()
     assert fast.get_max_value() == slow.get_max_value()
+
+
+def test_recorder_open_loop_split() -> None:
+    """Latency from the intended start, service time from the actual start, wait apart."""
+    rec = Recorder(["op"])
+    ms = 1_000_000
+    rec.ok(0, start_ns=2 * ms, end_ns=5 * ms, due_ns=1 * ms, wait_ns=ms // 2)
+    rec.ok(0, start_ns=10 * ms, end_ns=11 * ms, due_ns=4 * ms, wait_ns=0)
+    # (HDR reports a maximum as the top of its bucket: 7 ms as 7.003 ms at 3 digits)
+    latency = rec.tallies[0].histogram
+    assert (latency.get_min_value(), latency.get_max_value()) == (4_000, 7_003)  # from due
+    assert (rec.service.get_min_value(), rec.service.get_max_value()) == (1_000, 3_001)
+    assert (rec.start_delay.get_min_value(), rec.start_delay.get_max_value()) == (1_000, 6_003)
+    assert rec.late == 1  # 1 ms exactly is on time; 6 ms is late
+    assert rec.wait.get_max_value() == 500
+    assert (rec.rest.get_min_value(), rec.rest.get_max_value()) == (1_000, 2_501)
