@@ -94,7 +94,7 @@ def run_bench(
             args = (*args, "--no-report")
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     full_env.update(env or {})
-    full_env.setdefault("COLUMNS", "120")
+    full_env.setdefault("COLUMNS", "150")
     return subprocess.run(
         [sys.executable, "-m", "bench", *args],
         cwd=cwd,
