@@ -3,7 +3,9 @@
 Cells are matched on (mode, pool size, workers). Each change is mean(B) / mean(A) over the trials,
 with a 95% bootstrap confidence interval; it is significant when the interval excludes 1.0 (which
 needs two trials or more on each side). ``--fail-on throughput:5%`` fails when B's throughput is
-more than 5% below A's; ``--fail-on p99:10%`` when B's p99 latency is more than 10% above A's.
+more than 5% below A's, ``--fail-on p99:10%`` when B's p99 latency is more than 10% above A's;
+such a change fails the gate when it is significant, or when a run has a single trial (then
+nothing can be tested and the point estimate decides), so noise alone does not fail a build.
 """
 
 from __future__ import annotations
@@ -60,7 +62,13 @@ def changes(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     groups_a, groups_b = _groups(a), _groups(b)
     rows = []
     for key in sorted(set(groups_a) & set(groups_b), key=lambda k: (k[1], k[2], k[0] != "sync")):
-        row: dict[str, Any] = {"mode": key[0], "pool_size": key[1], "concurrency": key[2]}
+        row: dict[str, Any] = {
+            "mode": key[0],
+            "pool_size": key[1],
+            "concurrency": key[2],
+            "trials_a": len(groups_a[key]),
+            "trials_b": len(groups_b[key]),
+        }
         for metric, (value_of, _) in METRICS.items():
             before = [float(value_of(c)) for c in groups_a[key] if _has(c, metric)]
             after = [float(value_of(c)) for c in groups_b[key] if _has(c, metric)]
@@ -109,7 +117,8 @@ def regressions(rows: list[dict[str, Any]], rules: list[Rule]) -> list[str]:
             higher_is_better = METRICS[rule.metric][1]
             point = change[0]
             worse = point < 1 - rule.threshold if higher_is_better else point > 1 + rule.threshold
-            if worse:
+            testable = row["trials_a"] >= 2 and row["trials_b"] >= 2
+            if worse and (row[rule.metric]["significant"] or not testable):
                 found.append(
                     f"{row['mode']} pool={row['pool_size']}: {rule.metric} {_pct(point)} "
                     f"(limit {rule}){' significant' if row[rule.metric]['significant'] else ''}"
@@ -122,7 +131,7 @@ def _pct(ratio: float) -> str:
 
 
 def describe(change: dict[str, Any], unit: str) -> str:
-    """``1,020 -> 950 -6.9% (-9.0%..-4.1%)``"""
+    """``1,020 -> 950 -6.9% [-9.0, -4.1]``: A to B, the change and its 95% interval (in %)."""
     if change["a"] is None or change["b"] is None or not change["ratio"]:
         return "-"
     scale = 1000 if unit == "ms" else 1
@@ -130,7 +139,7 @@ def describe(change: dict[str, Any], unit: str) -> str:
     point, lo, hi = change["ratio"]
     return (
         f"{fmt.format(change['a'] / scale)} -> {fmt.format(change['b'] / scale)} "
-        f"{_pct(point)} ({_pct(lo)}..{_pct(hi)})"
+        f"{_pct(point)} [{_pct(lo)[:-1]}, {_pct(hi)[:-1]}]"
     )
 
 

@@ -100,7 +100,8 @@ def ratio_table(rows: list[dict[str, Any]], trials: int) -> Table:
     table.add_column("throughput", justify="right")
     table.add_column("p50 latency", justify="right")
     table.add_column("p99 latency", justify="right")
-    table.add_column("verdict", no_wrap=True)
+    by = rows[0].get("verdict_by", "throughput") if rows else "throughput"
+    table.add_column(f"verdict (by {by})", no_wrap=True)
     table.add_column("notes", no_wrap=True)
     for row in rows:
         table.add_row(
@@ -167,8 +168,9 @@ def overhead_table(rows: list[dict[str, Any]], args: Any, target: float) -> Tabl
         f"{args.ops} operations, {args.pairs} interleaved pairs",
         title_justify="left",
         box=box.SIMPLE_HEAD,
-        caption="overhead = 1 - (ops/s recording) / (ops/s counts only), per pair; "
-        "median (min to max)",
+        caption="overhead = 1 - (ops/s recording) / (ops/s counts only), per pair; median (min to "
+        "max). unclear: the pairs disagree by more than twice the target, so the machine's noise "
+        "is larger than the effect: use more --pairs and --ops on a quieter machine",
         caption_justify="left",
     )
     for name in ("mode", "ops/s recording", "ops/s counts only", "overhead", "target", "holds"):
@@ -194,7 +196,7 @@ def _verdict(ok: bool, spread: float, target: float) -> str:
     """yes / no, unless the pairs disagree by more than twice the target: then the machine's
     noise is larger than what is measured, and saying yes or no would be a guess."""
     if spread > 2 * target:
-        return f"[yellow]unclear: pairs spread {spread:.0%}, use more --pairs/--ops[/yellow]"
+        return f"[yellow]unclear (spread {spread:.0%})[/yellow]"
     return _holds(ok)
 
 
@@ -240,5 +242,29 @@ def compare_table(a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any
             describe(row["p50"], "ms"),
             describe(row["p99"], "ms"),
             significant(row),
+        )
+    return table
+
+
+def loadtest_table(summary: dict[str, Any], args: Any) -> Table:
+    table = Table(
+        title=f"HTTP load: {args.users} users, spawn rate {args.spawn_rate:g}/s, {args.run_time}"
+        + (f", {args.workers} Locust workers" if args.workers else ""),
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption="latency: response time seen by Locust, ms (all workers' histograms merged)",
+        caption_justify="left",
+    )
+    for name in ("endpoints", "requests", "req/s", "p50", "p95", "p99", "max", "failures"):
+        table.add_column(name, justify="left" if name == "endpoints" else "right")
+    for side in ("sync", "async"):
+        row = summary[side]
+        latency = row["latency"]
+        table.add_row(
+            f"/{side}",
+            f"{row['requests']:,}",
+            f"{row['requests_per_s']:,.1f}",
+            *(_fmt_ms(latency.get(k)) for k in ("p50_us", "p95_us", "p99_us", "max_us")),
+            f"{row['failures']:,}",
         )
     return table

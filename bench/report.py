@@ -109,8 +109,42 @@ def _spread(sizes: list[int]) -> list[int]:
     return list(dict.fromkeys(picked))
 
 
+def loadtest_section(document: dict[str, Any]) -> list[str]:
+    """Sync against async endpoints under HTTP load, from a ``bench loadtest --headless`` run."""
+    summary = document["loadtest"]
+    config = document.get("config", {})
+    e = html.escape
+    head = "".join(
+        f"<th>{h}</th>" for h in ("endpoints", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms",
+                                  "max ms", "failures")
+    )  # fmt: skip
+    rows = []
+    for side in ("sync", "async"):
+        row = summary.get(side) or {}
+        latency = row.get("latency") or {}
+        values = [f"{latency[k] / 1000:.2f}" if k in latency else "-"
+                  for k in ("p50_us", "p95_us", "p99_us", "max_us")]  # fmt: skip
+        rows.append(
+            f"<tr><td class='{side}'>/{side}</td><td>{row.get('requests', 0):,}</td>"
+            f"<td>{row.get('requests_per_s', 0):,.1f}</td>"
+            + "".join(f"<td>{v}</td>" for v in values)
+            + f"<td>{row.get('failures', 0):,}</td></tr>"
+        )
+    return [
+        "<h2 id='loadtest'>Load test: sync against async endpoints (Locust)</h2>",
+        f"<p>{e(str(config.get('users')))} users, spawn rate {e(str(config.get('spawn_rate')))}/s, "
+        f"{e(str(config.get('run_time')))}, {e(str(config.get('workers') or 0))} Locust "
+        f"worker process(es). Service: <code>{e(json.dumps(config.get('service', {})))}"
+        "</code>. Latency is the response time seen by Locust, from the histograms of every "
+        "Locust process merged.</p>",
+        f"<table><tr>{head}</tr>{''.join(rows)}</table>",
+    ]
+
+
 def verdict_lines(document: dict[str, Any]) -> tuple[str, list[str]]:
     """A headline and one sentence per pool size, computed from the data."""
+    if document.get("loadtest") and not document["cells"]:
+        return loadtest_verdict(document["loadtest"]), []
     rows = frame.summary(document)
     lines = []
     counts = {"async faster": 0, "async slower": 0, "no significant difference": 0}
@@ -120,13 +154,22 @@ def verdict_lines(document: dict[str, Any]) -> tuple[str, list[str]]:
             lines.append(f"At pool {row['pool_size']}: not enough completed cells to compare.")
             continue
         point, lo, hi = interval
+        p99 = row.get("ratio_p99_us")
+        if row.get("verdict_by") == "p99 latency" and p99:
+            lines.append(
+                f"At pool {row['pool_size']} ({_workers(row['concurrency'])}), at a fixed rate, "
+                f"async p99 latency is {p99[0]:.2f}\u00d7 sync's (95% CI {p99[1]:.2f}\u2013"
+                f"{p99[2]:.2f}): {row['verdict']}."
+            )
+            if row["verdict"] in counts:
+                counts[row["verdict"]] += 1
+            continue
         sentence = (
             f"At pool {row['pool_size']} ({_workers(row['concurrency'])}), async reaches "
             f"{point:.2f}\u00d7 sync throughput"
         )
         if row.get("sync_trials", 0) >= 2 and row.get("async_trials", 0) >= 2:
             sentence += f" (95% CI {lo:.2f}\u2013{hi:.2f})"
-        p99 = row.get("ratio_p99_us")
         if p99:
             sentence += f", p99 latency {_pct(p99[0])}"
         sentence += f": {row['verdict']}."
@@ -146,6 +189,25 @@ def verdict_lines(document: dict[str, Any]) -> tuple[str, list[str]]:
             "--trials 3 or more for confidence intervals."
         )
     return headline, lines
+
+
+def loadtest_verdict(summary: dict[str, Any]) -> str:
+    sync, asyn = summary.get("sync") or {}, summary.get("async") or {}
+    if not sync.get("requests_per_s") or not asyn.get("requests_per_s"):
+        return "The load test has no requests on one of the two sides."
+    ratio = asyn["requests_per_s"] / sync["requests_per_s"]
+    text = (
+        f"Under HTTP load the async endpoints served {asyn['requests_per_s']:,.1f} requests/s "
+        f"against {sync['requests_per_s']:,.1f} for the sync ones ({ratio:.2f}\u00d7)"
+    )
+    p99s, p99a = (
+        (sync.get("latency") or {}).get("p99_us"),
+        (asyn.get("latency") or {}).get("p99_us"),
+    )
+    if p99s and p99a:
+        text += f"; p99 {p99a / 1000:.1f} ms against {p99s / 1000:.1f} ms"
+    failures = sync.get("failures", 0) + asyn.get("failures", 0)
+    return text + (f"; {failures} failed requests." if failures else "; no failed requests.")
 
 
 def _workers(n: int) -> str:
@@ -168,7 +230,12 @@ def render(
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>asyncbench {e(str(document.get('run_id', '')))}</title>",
         f"<style>{STYLE}</style><script>{CHECK_IMAGES}</script></head><body>",
-        f"<h1>asyncbench: <code>{e(str(config.get('scenario', '?')))}</code> on {e(server)}</h1>",
+        (
+            "<h1>asyncbench: HTTP load test, sync against async endpoints</h1>"
+            if document.get("kind") == "loadtest"
+            else f"<h1>asyncbench: <code>{e(str(config.get('scenario', '?')))}</code> on "
+            f"{e(server)}</h1>"
+        ),
         f"<p>Run <code>{e(str(document.get('run_id', '')))}</code>, status "
         f"<b>{e(str(document.get('status')))}</b>. The question: for this workload, is "
         "SQLAlchemy's <span class='async'>async</span> path (AsyncSession, "
@@ -179,23 +246,27 @@ def render(
         *(f"<li>{e(line)}</li>" for line in lines),
         "</ul></div>",
     ]
+    if document.get("loadtest"):
+        parts += loadtest_section(document)
     problems = warnings(document["cells"], frame.summary(document))
     if problems:
         parts.append("<h2 id='warnings'>Warnings</h2><div class='warn'><ul>")
         parts += [f"<li>{e(p)}</li>" for p in problems]
         parts.append("</ul></div>")
-    parts.append("<h2 id='charts'>Charts</h2>")
+    if document["cells"]:
+        parts.append("<h2 id='charts'>Charts</h2>")
     for name, title, caption in drawn:
         parts.append(
             f"<figure id='{name}'><img src='{name}.png' alt='{e(title)}'>"
             f"<figcaption><b>{e(title)}.</b> {e(caption)}</figcaption></figure>"
         )
-    if missing:
+    if missing and document["cells"]:
         parts.append(
             "<p>Not drawn (this run has no data for them): " + e(", ".join(missing)) + ".</p>"
         )
-    parts.append("<h2 id='cells'>Every cell</h2>")
-    parts.append(cells_table(document))
+    if document["cells"]:
+        parts.append("<h2 id='cells'>Every cell</h2>")
+        parts.append(cells_table(document))
     parts += extra_sections(run_dir)
     parts.append("<h2 id='environment'>Environment</h2>")
     parts.append(_kv_table({**env, "packages": env.get("packages")}))

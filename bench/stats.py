@@ -99,17 +99,21 @@ def bootstrap_ratio(
     return point, quantile(ratios, tail), quantile(ratios, 1 - tail)
 
 
-def verdict(interval: tuple[float, float, float] | None, trials: int) -> str:
-    """Plain words for an async/sync throughput ratio and its confidence interval."""
+def verdict(
+    interval: tuple[float, float, float] | None, trials: int, higher_is_better: bool = True
+) -> str:
+    """Plain words for an async/sync ratio and its confidence interval: of throughput (higher is
+    better) in closed loop, of p99 latency (lower is better) in open loop, where the rate fixes
+    the throughput."""
     if interval is None:
         return "no data"
     if trials < 2:
         return "needs 2+ trials"
     _, lo, hi = interval
     if lo > 1:
-        return "async faster"
+        return "async faster" if higher_is_better else "async slower"
     if hi < 1:
-        return "async slower"
+        return "async slower" if higher_is_better else "async faster"
     return "no significant difference"
 
 
@@ -146,7 +150,13 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for name in ("ops_s", "p50_us", "p99_us"):
             row[f"ratio_{name}"] = bootstrap_ratio(series["async"][name], series["sync"][name])
         row["ratio"] = row["ratio_ops_s"][0] if row["ratio_ops_s"] else None
-        row["verdict"] = verdict(row["ratio_ops_s"], min(row["sync_trials"], row["async_trials"]))
+        open_loop = any("open_loop" in c for done in by_mode.values() for c in done)
+        row["verdict_by"] = "p99 latency" if open_loop else "throughput"
+        row["verdict"] = verdict(
+            row["ratio_p99_us"] if open_loop else row["ratio_ops_s"],
+            min(row["sync_trials"], row["async_trials"]),
+            higher_is_better=not open_loop,
+        )
         row["unstable"] = [
             mode for mode in ("sync", "async") if (row[f"{mode}_cv"] or 0) >= UNSTABLE_CV
         ]

@@ -231,3 +231,22 @@ def test_recorder_open_loop_split() -> None:
     assert rec.late == 1  # 1 ms exactly is on time; 6 ms is late
     assert rec.wait.get_max_value() == 500
     assert (rec.rest.get_min_value(), rec.rest.get_max_value()) == (1_000, 2_501)
+
+
+def test_open_loop_verdict_is_by_p99_latency() -> None:
+    """At a fixed rate both sides reach the same throughput: the verdict comes from latency."""
+
+    def cell(mode: str, trial: int, p99: int) -> dict:
+        return {
+            "cell": {"mode": mode, "pool_size": 4, "concurrency": 16, "trial": trial},
+            "status": "ok", "throughput": 400.0, "completed": 100, "open_loop": {"rate": 400},
+            "latency": {"overall": {"count": 100, "p50_us": 2000, "p99_us": p99}},
+        }  # fmt: skip
+
+    cells = [cell("sync", t, 7000 + t) for t in range(3)] + [
+        cell("async", t, 100_000 + t) for t in range(3)
+    ]
+    (row,) = stats.summary_rows(cells)
+    assert row["verdict_by"] == "p99 latency"
+    assert row["verdict"] == "async slower"
+    assert stats.verdict((0.5, 0.4, 0.6), 3, higher_is_better=False) == "async faster"
