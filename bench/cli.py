@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -232,6 +233,83 @@ def build_parser() -> Parser:
     cmp.add_argument("--reports-dir", default="reports", metavar="DIR")
     cmp.set_defaults(handler=cmd_compare)
 
+    from bench.app.serve import add_parser as add_serve_commands
+
+    add_serve_commands(sub)  # bench serve, bench migrate
+
+    load = sub.add_parser(
+        "loadtest",
+        help="load the service's sync and async endpoints with Locust",
+        description="Start the service (unless --host names a running one) and Locust in its own "
+        "processes. Default: Locust's web UI on http://127.0.0.1:8089. --headless: a timed run "
+        "whose CSV and HTML reports go to results/<run id>/, summarised sync against async.",
+    )
+    _add_target_args(load)
+    load.add_argument(
+        "--host", metavar="URL", help="a running service to load (default: start one)"
+    )
+    load.add_argument(
+        "--allow-remote", action="store_true", help="allow a --host that is not a loopback address"
+    )
+    load.add_argument(
+        "--headless", action="store_true", help="no web UI: a timed run, then a summary"
+    )
+    load.add_argument(
+        "--users",
+        type=_number(int, 1, "--users", 100_000),
+        default=50,
+        metavar="N",
+        help="simulated users, half sync and half async (default: 50)",
+    )
+    load.add_argument(
+        "--spawn-rate",
+        type=_number(float, 0.01, "--spawn-rate", 100_000),
+        default=10.0,
+        metavar="R",
+        help="users started per second (default: 10)",
+    )
+    load.add_argument(
+        "--run-time", default="30s", metavar="T", help="with --headless (default: 30s)"
+    )
+    load.add_argument(
+        "--workers",
+        type=_number(int, 0, "--workers", 64),
+        default=0,
+        metavar="N",
+        help="run Locust distributed: a master and N worker processes (default: 0, one process)",
+    )
+    load.add_argument(
+        "--tags", metavar="T,T", help="only tasks with these tags (sync, async, read, ...)"
+    )
+    load.add_argument("--web-host", default="127.0.0.1", help=argparse.SUPPRESS)
+    load.add_argument(
+        "--web-port",
+        type=_number(int, 1, "--web-port", 65535),
+        default=8089,
+        metavar="PORT",
+        help="port of Locust's web UI (default: 8089)",
+    )
+    load.add_argument(
+        "--pool-size",
+        type=_number(int, 1, "--pool-size", 10_000),
+        default=None,
+        metavar="N",
+        help="the started service's pool size per engine",
+    )
+    load.add_argument(
+        "--max-overflow", type=_number(int, 0, "--max-overflow", 10_000), default=None, metavar="N"
+    )
+    load.add_argument(
+        "--threads",
+        type=_number(int, 1, "--threads", 10_000),
+        default=None,
+        metavar="N",
+        help="the started service's thread limit for sync endpoints (AnyIO's default: 40)",
+    )
+    load.add_argument("--results-dir", default="results", metavar="DIR")
+    load.add_argument("--reports-dir", default="reports", metavar="DIR")
+    load.set_defaults(handler=cmd_loadtest)
+
     check = sub.add_parser(
         "selfcheck",
         help="measure what the harness's own recording costs (throughput and memory)",
@@ -324,6 +402,93 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if rules:
         console.out.print(f"no regression beyond {', '.join(str(r) for r in rules)}")
     return 0
+
+
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from bench import console, loadtest, results
+
+    if args.sqlite_path and args.db != "sqlite":
+        raise UsageError("--sqlite-path goes with --db sqlite")
+    if args.host:
+        loadtest.check_host(args.host, args.allow_remote)
+        if args.dburl or args.db:
+            raise UsageError("--host names a running service: --dburl/--db do not apply")
+    if not loadtest.is_loopback(args.web_host) and not args.allow_remote:
+        raise UsageError("Locust's web UI binds to loopback unless --allow-remote is given")
+    loadtest.check_run_time(args.run_time)
+    run_dir = results.new_run_dir(Path(args.results_dir), "loadtest") if args.headless else None
+    env = dict(os.environ)
+    if run_dir is not None:
+        env["ASYNCBENCH_LOCUST_HDR_DIR"] = str(run_dir.resolve())
+    processes = loadtest.Processes()
+    interrupted = False
+    started = time.time()
+    service_info: dict[str, Any] = {}
+    try:
+        with loadtest.service(args, processes) as url:
+            service_info = loadtest.service_info(url)
+            master_port = loadtest.free_port()
+            log = open(run_dir / "locust.log", "wb") if run_dir else None  # noqa: SIM115
+            output = {"stdout": log, "stderr": subprocess.STDOUT} if log else {}
+            master = processes.start(
+                "locust",
+                loadtest.locust_command(args, url, run_dir, master_port),
+                env=env,
+                **output,
+            )
+            for n in range(args.workers):
+                processes.start(
+                    f"worker {n + 1}", loadtest.worker_command(master_port), env=env,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+            console.err.print(f"service: {url}")
+            if not args.headless:
+                console.out.print(
+                    f"Locust web UI: http://{args.web_host}:{args.web_port}  (Ctrl-C to stop)"
+                )
+            master.wait()
+            for name, proc in processes.procs:
+                if name.startswith("worker"):  # they quit with their master; if not, stop them
+                    processes.stop(proc, grace=10)
+            if log:
+                log.close()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        processes.stop_all()
+    if run_dir is None:
+        return EXIT_INTERRUPTED if interrupted else 0
+    summary = loadtest.summarise(run_dir)
+    document = {
+        "schema_version": results.SCHEMA_VERSION,
+        "run_id": run_dir.name,
+        "kind": "loadtest",
+        "status": "interrupted" if interrupted else "complete",
+        "environment": results.environment(None),
+        "config": {
+            "scenario": "locustfile",
+            "service": service_info,
+            "users": args.users,
+            "spawn_rate": args.spawn_rate,
+            "run_time": args.run_time,
+            "workers": args.workers,
+            "tags": args.tags,
+            "command": " ".join(scrub(a) for a in sys.argv),
+        },
+        "cells": [],
+        "loadtest": summary,
+        "wall_s": time.time() - started,
+    }
+    results.write_atomic(run_dir / results.RESULTS_FILE, results.scrubbed(document))
+    console.out.print(console.loadtest_table(summary, args))
+    console.out.print(f"results: {run_dir / results.RESULTS_FILE}")
+    from bench import report
+
+    page = report.build(run_dir / results.RESULTS_FILE, Path(args.reports_dir))
+    console.out.print(f"report: {page}")
+    return EXIT_INTERRUPTED if interrupted else 0
 
 
 def cmd_selfcheck(args: argparse.Namespace) -> int:
@@ -479,6 +644,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # SIGTERM (and SIGINT, even where a shell started us with it ignored) stops a command the
+    # way Ctrl-C does: what was measured is written and every process we started is stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

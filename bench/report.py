@@ -83,6 +83,8 @@ def build(results_path: Path, reports_dir: Path, pool_size: int | None = None) -
         ("client_load", "Client CPU and event-loop lag", lambda p: charts.client_load(document, p)),
     ]  # fmt: skip
     missing = []
+    if not document["cells"]:  # a load test alone: nothing for the cell charts
+        plans = []
     for name, title, draw in plans:
         if draw(tmp / f"{name}.png"):
             drawn.append((name, title, CHART_CAPTIONS[name]))
