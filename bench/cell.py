@@ -95,17 +95,26 @@ class PoolWatcher:
         self.pool = pool
         self.events = events
         self.peak_checked_out = 0
+        self._out = 0
         self.connects = 0
         self.connects_measured = 0
         self.measuring = False
         self._lock = threading.Lock()
         if events:
             event.listen(pool, "checkout", self._on_checkout)
+            event.listen(pool, "checkin", self._on_checkin)
             event.listen(pool, "connect", self._on_connect)
 
+    # our own count, not pool.checkedout(), which takes the pool queue's mutex on every call
     def _on_checkout(self, *_: Any) -> None:
         with self._lock:
-            self.peak_checked_out = max(self.peak_checked_out, self.pool.checkedout())
+            self._out += 1
+            if self._out > self.peak_checked_out:
+                self.peak_checked_out = self._out
+
+    def _on_checkin(self, *_: Any) -> None:
+        with self._lock:
+            self._out -= 1
 
     def _on_connect(self, *_: Any) -> None:
         with self._lock:
@@ -367,6 +376,7 @@ def run_sync(
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
                 rec.ok(code, t0, time.perf_counter_ns(), due, waited[0])
+        rec.flush()
 
     def run_phase(phase: Phase, rec: Recorder) -> None:
         with ThreadPoolExecutor(max_workers=spec.concurrency) as executor:
@@ -424,6 +434,7 @@ async def run_async(
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
                 rec.ok(code, t0, time.perf_counter_ns(), due, waited[0])
+        rec.flush()
 
     async def run_phase(phase: Phase, rec: Recorder) -> None:
         await asyncio.gather(*(worker(phase, rec) for _ in range(spec.concurrency)))

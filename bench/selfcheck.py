@@ -3,7 +3,8 @@
 - Instrumentation overhead: the same cell with full recording (histograms, checkout timing, pool
   events, sampler, loop lag) and with counts only, in fresh processes, interleaved A B A B, so
   drift of a shared machine hits both alike. Reported as the median of the per-pair overheads,
-  with their spread.
+  with their spread: of throughput (what the target is about, and noisy on a shared machine) and
+  of the harness's CPU time per operation (what recording itself costs, far steadier).
 - Memory: a fresh process records N latencies through the recorder; its resident memory before
   and after.
 """
@@ -30,9 +31,12 @@ def overhead_pairs(template: CellSpec, pairs: int) -> dict[str, Any]:
     """Throughput with and without recording, ``pairs`` times, alternating which goes first."""
     with_rec: list[float] = []
     without: list[float] = []
+    cpu_with: list[float] = []
+    cpu_without: list[float] = []
     for n in range(pairs):
         order = (True, False) if n % 2 == 0 else (False, True)
         got: dict[bool, float] = {}
+        cpu: dict[bool, float] = {}
         for instrument in order:
             result, interrupted = run_cell_process(replace(template, instrument=instrument))
             if interrupted:
@@ -41,15 +45,23 @@ def overhead_pairs(template: CellSpec, pairs: int) -> dict[str, Any]:
                 error = result.get("error") or result.get("errors")
                 raise RunError(f"selfcheck cell did not run cleanly: {error}")
             got[instrument] = result["throughput"]
+            cpu[instrument] = result["client"]["cpu_s"] / result["completed"] * 1e6
         with_rec.append(got[True])
         without.append(got[False])
+        cpu_with.append(cpu[True])
+        cpu_without.append(cpu[False])
     overheads = [1 - w / wo for w, wo in zip(with_rec, without, strict=True)]
+    cpu_overheads = [w / wo - 1 for w, wo in zip(cpu_with, cpu_without, strict=True)]
     return {
         "mode": template.mode,
         "ops_s_recording": with_rec,
         "ops_s_counts_only": without,
         "overheads": overheads,
         "overhead_median": median(overheads),
+        "cpu_us_per_op_recording": cpu_with,
+        "cpu_us_per_op_counts_only": cpu_without,
+        "cpu_overheads": cpu_overheads,
+        "cpu_overhead_median": median(cpu_overheads),
     }
 
 
@@ -85,6 +97,7 @@ def _memory_main(latencies: int) -> None:
     for i in range(latencies):
         # spread over the whole range a cell sees: 50 us to 5 s
         recorder.ok(i % 5, 0, 50_000 + (i * 7919) % 5_000_000_000, 0, (i * 31) % 2_000_000)
+    recorder.flush()
     elapsed = time.perf_counter() - t0
     after = _rss_mb()
     print(

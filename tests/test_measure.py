@@ -140,6 +140,8 @@ def test_histograms_round_trip_through_a_results_document(tmp_path: Path) -> Non
         us = (i * 7919) % 50_000 + 1
         (a if i % 3 else b).ok(0, 0, us * 1000)
         both.record_value(us)
+    a.flush()
+    b.flush()
     path = tmp_path / "results.json"
     results.write_atomic(path, {
         "schema_version": results.SCHEMA_VERSION,

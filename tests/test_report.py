@@ -141,13 +141,13 @@ def _ping_run(bench: Any, folder: Path, pg_url: str, ms: int) -> Path:
 
 def test_compare_gate(bench: Any, pg_url: str, tmp_path: Path) -> None:
     fast = _ping_run(bench, tmp_path / "fast", pg_url, 2)
-    fast_again = _ping_run(bench, tmp_path / "fast2", pg_url, 2)
     slow = _ping_run(bench, tmp_path / "slow", pg_url, 12)
     reports = str(tmp_path / "reports")
-    within = bench("compare", str(fast), str(fast_again), "--fail-on", "throughput:60%",
+    # a real slowdown, but within a generous threshold
+    within = bench("compare", str(fast), str(slow), "--fail-on", "throughput:95%",
                    "--reports-dir", reports)  # fmt: skip
     assert within.returncode == 0, within.stderr
-    assert "no regression beyond throughput:60%" in within.stdout
+    assert "no regression beyond throughput:95%" in within.stdout
     beyond = bench("compare", str(fast), str(slow), "--fail-on", "throughput:5%",
                    "--fail-on", "p99:10%", "--reports-dir", reports)  # fmt: skip
     assert beyond.returncode == 1

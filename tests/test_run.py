@@ -157,6 +157,8 @@ def test_oversubscribed_pool_and_duration(bench, pg_url: str, tmp_path: Path) ->
         "2x",
         "--duration",
         "1",
+        "--max-ops",
+        "20000",
         "--warmup",
         "20",
         "--trials",

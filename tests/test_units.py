@@ -126,6 +126,7 @@ def test_recorder_counts_and_histograms_round_trip() -> None:
     for us in (100, 200, 300, 400):
         rec.ok(0, 0, us * 1000)
     rec.ok(1, 0, 5_000_000)
+    rec.flush()
     rec.failed(1, 7, "IntegrityError", "duplicate key")
     rec.failed(1, 9, "IntegrityError", "second message")
     assert rec.completed == 5 and rec.failures == 2
@@ -223,6 +224,7 @@ def test_recorder_open_loop_split() -> None:
     ms = 1_000_000
     rec.ok(0, start_ns=2 * ms, end_ns=5 * ms, due_ns=1 * ms, wait_ns=ms // 2)
     rec.ok(0, start_ns=10 * ms, end_ns=11 * ms, due_ns=4 * ms, wait_ns=0)
+    rec.flush()
     # (HDR reports a maximum as the top of its bucket: 7 ms as 7.003 ms at 3 digits)
     latency = rec.tallies[0].histogram
     assert (latency.get_min_value(), latency.get_max_value()) == (4_000, 7_003)  # from due
@@ -250,3 +252,25 @@ def test_open_loop_verdict_is_by_p99_latency() -> None:
     assert row["verdict_by"] == "p99 latency"
     assert row["verdict"] == "async slower"
     assert stats.verdict((0.5, 0.4, 0.6), 3, higher_is_better=False) == "async faster"
+
+
+def test_recorder_batches_are_exact_across_threads() -> None:
+    """Each thread buffers its operations; after every worker flushes, nothing is lost."""
+    import threading
+
+    rec = Recorder(["a", "b"])
+
+    def worker(n: int) -> None:
+        for i in range(1000 + n):  # not a multiple of the batch size
+            rec.ok(i % 2, 0, (i % 50 + 1) * 1000)
+        rec.flush()
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = sum(1000 + n for n in range(8))
+    assert rec.completed == expected
+    assert rec.overall().get_total_count() == expected
+    assert rec.wait.get_total_count() == rec.rest.get_total_count() == expected
