@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cell import CellSpec, spec_json
-from bench.errors import one_line, scrub
+from bench.errors import scrub
 from bench.plan import PlannedCell
 from bench.results import RESULTS_FILE, scrubbed, write_atomic
 
@@ -134,8 +134,3 @@ def _read_result(spec: CellSpec, out_path: str, returncode: int, stderr: bytes) 
             + (f": {tail}" if tail else ""),
         },
     }
-
-
-def describe_error(result: dict[str, Any]) -> str:
-    error = result.get("error") or {}
-    return one_line(Exception(f"{error.get('class', '?')}: {error.get('message', '')}"))
