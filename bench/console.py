@@ -34,6 +34,17 @@ def cell_label(cell: dict[str, Any]) -> str:
     return f"{c['mode']:>5} pool={c['pool_size']} workers={c['concurrency']} trial={c['trial'] + 1}"
 
 
+def _table(title: str, caption: str | None = None) -> Table:
+    """The one look of every table the harness prints."""
+    return Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        caption=caption,
+        caption_justify="left",
+    )
+
+
 def _fmt_ops(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -64,12 +75,9 @@ def _flags(row: dict[str, Any]) -> str:
 
 def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
     """Absolute figures: throughput and p99 latency of each side (medians over trials)."""
-    table = Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        caption="ops/s and p99 (99th percentile latency, ms): medians over trials",
-        caption_justify="left",
+    table = _table(
+        title,
+        "ops/s and p99 (99th percentile latency, ms): medians over trials",
     )
     for name in ("pool", "workers", "sync ops/s", "async ops/s", "async/sync"):
         table.add_column(name, justify="right")
@@ -90,13 +98,10 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 def ratio_table(rows: list[dict[str, Any]], trials: int) -> Table:
     """async/sync ratios with 95% bootstrap confidence intervals, and a verdict."""
-    table = Table(
-        title=f"async/sync, mean of {trials} trial(s), 95% bootstrap confidence interval",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        caption="throughput above 1 and latency below 1 favour async; client-bound: the harness "
+    table = _table(
+        f"async/sync, mean of {trials} trial(s), 95% bootstrap confidence interval",
+        "throughput above 1 and latency below 1 favour async; client-bound: the harness "
         "used 90%+ of a core; CV: trials vary 10%+ (unstable)",
-        caption_justify="left",
     )
     table.add_column("pool", justify="right")
     table.add_column("throughput", justify="right")
@@ -164,19 +169,16 @@ def _holds(ok: bool) -> str:
 
 
 def overhead_table(rows: list[dict[str, Any]], args: Any, target: float) -> Table:
-    table = Table(
-        title=f"Instrumentation overhead: {args.scenario}, pool {args.pool_size}, "
+    table = _table(
+        f"Instrumentation overhead: {args.scenario}, pool {args.pool_size}, "
         f"{args.pool_size} workers, "
         f"{args.ops} operations, {args.pairs} interleaved pairs",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        caption="throughput overhead = 1 - (ops/s recording) / (ops/s counts only), per pair; "
+        "throughput overhead = 1 - (ops/s recording) / (ops/s counts only), per pair; "
         "CPU/op overhead = the harness's CPU time per operation, recording / counts only - 1; "
         "ops/s: medians; "
         "median (min to max). holds: judged on throughput; unclear: the pairs disagree by more "
         "than twice the target, so the machine's noise is larger than the effect (use more "
         "--pairs and --ops on a quieter machine; the CPU figure is the steadier one)",
-        caption_justify="left",
     )
     for name in ("mode", "ops/s recording", "ops/s counts only", "throughput overhead",
                  "CPU/op overhead", "target", "holds"):  # fmt: skip
@@ -209,11 +211,7 @@ def _verdict(ok: bool, spread: float, target: float) -> str:
 
 
 def memory_table(memory: dict[str, Any], target_mb: float) -> Table:
-    table = Table(
-        title="Memory: one process recording latencies into the per-operation histograms",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-    )
+    table = _table("Memory: one process recording latencies into the per-operation histograms")
     for name in ("latencies", "RSS before", "RSS after", "growth", "per record", "target", "holds"):
         table.add_column(name, justify="right")
     table.add_row(
@@ -231,13 +229,10 @@ def memory_table(memory: dict[str, Any], target_mb: float) -> Table:
 def compare_table(a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any]]) -> Table:
     from bench.compare import describe, significant
 
-    table = Table(
-        title=f"{b['config'].get('scenario')}: A = {a.get('run_id')}, B = {b.get('run_id')}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        caption="A -> B, change of the mean over trials (95% bootstrap CI); significant: the CI "
+    table = _table(
+        f"{b['config'].get('scenario')}: A = {a.get('run_id')}, B = {b.get('run_id')}",
+        "A -> B, change of the mean over trials (95% bootstrap CI); significant: the CI "
         "excludes 0 (needs 2+ trials on each side)",
-        caption_justify="left",
     )
     for name in ("mode", "pool", "workers", "throughput ops/s", "p50 ms", "p99 ms", "significant"):
         table.add_column(name, justify="left" if name in ("mode", "significant") else "right")
@@ -255,13 +250,10 @@ def compare_table(a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any
 
 
 def loadtest_table(summary: dict[str, Any], args: Any) -> Table:
-    table = Table(
-        title=f"HTTP load: {args.users} users, spawn rate {args.spawn_rate:g}/s, {args.run_time}"
+    table = _table(
+        f"HTTP load: {args.users} users, spawn rate {args.spawn_rate:g}/s, {args.run_time}"
         + (f", {args.workers} Locust workers" if args.workers else ""),
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        caption="latency: response time seen by Locust, ms (all workers' histograms merged)",
-        caption_justify="left",
+        "latency: response time seen by Locust, ms (all workers' histograms merged)",
     )
     for name in ("endpoints", "requests", "req/s", "p50", "p95", "p99", "max", "failures"):
         table.add_column(name, justify="left" if name == "endpoints" else "right")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import ipaddress
 import os
 import signal
 import socket
@@ -134,13 +133,9 @@ def _check_target_args(args: argparse.Namespace) -> None:
 
 
 def _check_host(host: str, allow_remote: bool) -> None:
-    if allow_remote or host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name
-        loopback = False
-    if not loopback:
+    from bench.loadtest import is_loopback
+
+    if not allow_remote and not is_loopback(host):
         raise UsageError(
             f"--host {host} is not a loopback address: the service has no authentication, so "
             "anyone who reaches it can create and delete rows; add --allow-remote to serve it"
