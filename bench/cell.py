@@ -21,15 +21,17 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
+from sqlalchemy.util import greenlet_spawn
 
 from bench import APP_NAME
 from bench.errors import one_line, scrub
@@ -37,7 +39,9 @@ from bench.failures import classify
 from bench.recorder import LATE_NS, Recorder, encode, new_histogram
 from bench.scenario import Outcome, Scenario, Sequence, load
 from bench.stats import latency_summary, throughput
-from bench.target import Target
+from bench.target import Target, connect_args
+
+T = TypeVar("T")
 
 # a client process using 90% of a core or more is limiting its own figures
 CLIENT_BOUND_SHARE = 0.9
@@ -64,6 +68,9 @@ class CellSpec:
     rate: float | None = None  # open loop: operations per second for the whole cell
     instrument: bool = True  # histograms, checkout timing, pool events, sampler, loop lag
     sample_hz: float = 10.0
+    options: dict[str, Any] = field(default_factory=dict)  # the scenario's, validated
+    loop: str = "asyncio"  # the async side's event loop: "asyncio" | "uvloop"
+    prepared_statements: bool = True  # asyncpg's statement caches, psycopg's auto-prepare
 
     @classmethod
     def for_target(cls, scenario: str, target: Target, **settings: Any) -> CellSpec:
@@ -305,34 +312,24 @@ class LoopLag:
         return latency_summary(self.histogram)
 
 
-def engine_options(spec: CellSpec, flavour: str) -> dict[str, Any]:
+def engine_options(spec: CellSpec, url: str, tag: str, api: str = "orm") -> dict[str, Any]:
     """Pool settings and a tag on every connection, so leaks are visible in pg_stat_activity."""
     options: dict[str, Any] = {
         "pool_size": spec.pool_size,
         "max_overflow": spec.max_overflow,
         "pool_timeout": spec.pool_timeout,
         "hide_parameters": True,
+        "connect_args": connect_args(make_url(url), tag, prepared=spec.prepared_statements),
     }
-    tag = f"{APP_NAME}:{spec.mode}"
-    if spec.kind == "postgresql":
-        if flavour == "sync":
-            options["connect_args"] = {"application_name": tag, "connect_timeout": 10}
-        else:
-            options["connect_args"] = {"server_settings": {"application_name": tag}, "timeout": 10}
-    elif spec.kind == "sqlite":
-        options["connect_args"] = {"timeout": 30}  # busy timeout, seconds
+    if api == "driver":  # the driver's own connection, as a bare driver loop would use it
+        options["isolation_level"] = "AUTOCOMMIT"
     return options
 
 
 def admin_engine(spec: CellSpec) -> Engine:
     """A small sync engine for schema, seeding and verification: never part of the figures."""
-    options = engine_options(spec, "sync")
+    options = engine_options(spec, spec.sync_url, f"{APP_NAME}:admin")
     options.update(pool_size=1, max_overflow=0)
-    if spec.kind == "postgresql":
-        options["connect_args"] = {
-            **options["connect_args"],
-            "application_name": f"{APP_NAME}:admin",
-        }
     return create_engine(spec.sync_url, **options)
 
 
@@ -342,18 +339,75 @@ class Recorders:
     measured: Recorder
 
 
+# --- what an operation receives, by the scenario's API ----------------------------------------
+
+
+class _DriverConnection:
+    """``with``: the driver's own connection, checked out of the pool and back in."""
+
+    __slots__ = ("engine", "proxied")
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def __enter__(self) -> Any:
+        self.proxied = self.engine.raw_connection()
+        return self.proxied.driver_connection
+
+    def __exit__(self, *_: object) -> None:
+        self.proxied.close()
+
+
+class _AsyncDriverConnection:
+    """``async with``: the async driver's own connection (asyncpg's, psycopg's, aiomysql's).
+
+    Checking it back in may talk to the server (the pool's reset), which SQLAlchemy's async
+    adapters only do inside its greenlet bridge."""
+
+    __slots__ = ("engine", "proxied")
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+
+    async def __aenter__(self) -> Any:
+        self.proxied = await self.engine.raw_connection()
+        return self.proxied.driver_connection
+
+    async def __aexit__(self, *_: object) -> None:
+        await greenlet_spawn(self.proxied.close)
+
+
+def sync_opener(engine: Engine, api: str) -> Callable[[], Any]:
+    """A new ``Session`` (orm), ``Connection`` (core) or driver connection per operation."""
+    if api == "orm":
+        return sessionmaker(engine)
+    if api == "core":
+        return engine.connect
+    return lambda: _DriverConnection(engine)
+
+
+def async_opener(engine: AsyncEngine, api: str) -> Callable[[], Any]:
+    """The twin: ``AsyncSession``, ``AsyncConnection`` or the async driver's connection."""
+    if api == "orm":
+        return async_sessionmaker(engine, expire_on_commit=False)
+    if api == "core":
+        return engine.connect
+    return lambda: _AsyncDriverConnection(engine)
+
+
 # --- the twins ---------------------------------------------------------------------------------
 #
-# One operation: (open loop: wait for its intended time) -> open a session -> the scenario's
-# function (the pool's checkout inside it is timed apart: "checkout wait") -> close the session.
-# Latency counts from the intended start in open loop, from the actual start otherwise.
+# One operation: (open loop: wait for its intended time) -> open a session (or connection) ->
+# the scenario's function (the pool's checkout inside it is timed apart: "checkout wait") ->
+# close it. Latency counts from the intended start in open loop, from the actual start otherwise.
 
 
 def run_sync(
     spec: CellSpec, scenario: Scenario, seq: Sequence, recs: Recorders, stopping: threading.Event
 ) -> tuple[dict[str, Any], float, float]:
-    engine = create_engine(spec.sync_url, **engine_options(spec, "sync"))
-    SessionLocal = sessionmaker(engine)
+    tag = f"{APP_NAME}:sync"
+    engine = create_engine(spec.sync_url, **engine_options(spec, spec.sync_url, tag, scenario.api))
+    open_session = sync_opener(engine, scenario.api)
     pool = _queue_pool(engine.pool)
     watcher = PoolWatcher(pool, events=spec.instrument)
     ops = [scenario.sync_ops[kind] for kind in seq.kinds]
@@ -370,7 +424,7 @@ def run_sync(
             t0 = time.perf_counter_ns()
             waited[0] = 0
             try:
-                with SessionLocal() as session:
+                with open_session() as session:
                     ops[code](session, seq.op(i))
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
@@ -410,8 +464,9 @@ async def run_async(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    engine: AsyncEngine = create_async_engine(spec.async_url, **engine_options(spec, "async"))
-    AsyncSessionLocal = async_sessionmaker(engine, expire_on_commit=False)
+    options = engine_options(spec, spec.async_url, f"{APP_NAME}:async", scenario.api)
+    engine: AsyncEngine = create_async_engine(spec.async_url, **options)
+    open_session = async_opener(engine, scenario.api)
     pool = _queue_pool(engine.sync_engine.pool)
     watcher = PoolWatcher(pool, events=spec.instrument)
     ops = [scenario.async_ops[kind] for kind in seq.kinds]
@@ -428,7 +483,7 @@ async def run_async(
             t0 = time.perf_counter_ns()
             waited[0] = 0
             try:
-                async with AsyncSessionLocal() as session:
+                async with open_session() as session:
                     await ops[code](session, seq.op(i))
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
@@ -470,20 +525,21 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
     scenario: Scenario | None = None
     try:
         scenario = load(spec.scenario)
-        seq = Sequence(scenario.weights, spec.warmup + spec.ops, spec.seed)
+        weights = scenario.weights_for(spec.options)
+        seq = Sequence(weights, spec.warmup + spec.ops, spec.seed, options=spec.options)
         admin = admin_engine(spec)
         seed_t0 = time.perf_counter()
         scenario.metadata.drop_all(admin)
         scenario.metadata.create_all(admin)
         with Session(admin) as session:
-            seq.data = scenario.seed(session, seq.counts())
+            seq.data = scenario.seed(session, seq.counts(), spec.options)
         result["seed_s"] = time.perf_counter() - seed_t0
         recs = Recorders(Recorder(seq.kinds, False), Recorder(seq.kinds, spec.instrument))
         if spec.mode == "sync":
             pool, wall, cpu = run_sync(spec, scenario, seq, recs, stopping)
         else:
-            pool, wall, cpu = asyncio.run(run_async(spec, scenario, seq, recs, stopping))
-        result.update(_measurements(spec, seq, recs.measured, wall))
+            pool, wall, cpu = run_loop(spec.loop, run_async(spec, scenario, seq, recs, stopping))
+        result.update(_measurements(spec, scenario, seq, recs.measured, wall))
         cpu_share = cpu / wall if wall > 0 else 0.0
         result.update(
             status="interrupted" if stopping.is_set() else "ok",
@@ -517,10 +573,25 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
     return result
 
 
-def _measurements(spec: CellSpec, seq: Sequence, rec: Recorder, wall: float) -> dict[str, Any]:
+def run_loop(loop: str, coro: Coroutine[Any, Any, T]) -> T:
+    """Run the async side on asyncio's own event loop or on uvloop's."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+def _measurements(
+    spec: CellSpec, scenario: Scenario, seq: Sequence, rec: Recorder, wall: float
+) -> dict[str, Any]:
     url = spec.sync_url if spec.mode == "sync" else spec.async_url
     return {
         "driver": url.split(":", 1)[0],
+        "api": scenario.api,
+        "loop": spec.loop if spec.mode == "async" else "threads",
+        "prepared_statements": spec.prepared_statements,
+        "options": spec.options,
         "planned": spec.ops if spec.duration is None else rec.completed + rec.failures,
         "completed": rec.completed,
         "failed": rec.failures,

@@ -66,6 +66,15 @@ def build_parser() -> Parser:
         "--scenario", default="crud", help="scenario name or path to a .py file (default: crud)"
     )
     run.add_argument(
+        "--scenario-opt",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set a scenario option, e.g. batch=500 (repeatable; bench list shows each "
+        "scenario's options)",
+    )
+    _add_driver_args(run)
+    run.add_argument(
         "--pool-sizes",
         default=DEFAULT_POOL_SIZES,
         metavar="N,N,...",
@@ -354,6 +363,56 @@ def build_parser() -> Parser:
     return parser
 
 
+def _add_driver_args(command: argparse.ArgumentParser) -> None:
+    from bench.target import ASYNC_DRIVERS, SYNC_DRIVERS
+
+    controls = command.add_argument_group("drivers and event loop (controls)")
+    controls.add_argument(
+        "--sync-driver",
+        choices=SYNC_DRIVERS,
+        help="the sync side's driver (default: psycopg2; pymysql for MySQL, pysqlite for SQLite)",
+    )
+    controls.add_argument(
+        "--async-driver",
+        choices=ASYNC_DRIVERS,
+        help="the async side's driver (default: asyncpg; aiomysql for MySQL, aiosqlite for "
+        "SQLite); psycopg on both sides runs one driver in both modes",
+    )
+    controls.add_argument(
+        "--prepared-statements",
+        choices=("on", "off"),
+        default="on",
+        help="off: no statement caches in asyncpg (nor SQLAlchemy's asyncpg cache), no "
+        "auto-prepare in psycopg (default: on, the drivers' defaults)",
+    )
+    controls.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the async side's event loop (default: asyncio)",
+    )
+
+
+def _scenario_options(pairs: list[str]) -> dict[str, str]:
+    given: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise UsageError(f"--scenario-opt expects NAME=VALUE, got {pair!r}")
+        given[name.strip()] = value.strip()
+    return given
+
+
+def _check_loop(loop: str) -> None:
+    if loop == "uvloop":
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--loop uvloop: uvloop is not installed (pip install uvloop)"
+            ) from None
+
+
 def _add_target_args(command: argparse.ArgumentParser) -> None:
     where = command.add_argument_group(
         "database (first given wins: --dburl, --db, DATABASE_URL, .env)"
@@ -523,7 +582,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     for name in scenario.available():
         found = scenario.load(name)
-        console.out.print(f"[bold]{name:<12}[/bold] {found.description}")
+        console.out.print(f"[bold]{name:<12}[/bold] {found.description}", highlight=False)
+        details = [f"API {found.api}"]
+        if found.databases != scenario.KINDS:
+            details.append(f"runs on {', '.join(found.databases)}")
+        console.out.print(f"{'':<13}{'; '.join(details)}", style="dim", highlight=False)
+        for opt_name, opt in found.options.items():
+            console.out.print(
+                f"{'':<13}--scenario-opt {opt_name}={opt.default}  {opt.describe()}",
+                highlight=False,
+                markup=False,
+            )
     return 0
 
 
@@ -536,6 +605,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.sqlite_path and args.db != "sqlite":
         raise UsageError("--sqlite-path goes with --db sqlite")
     found = scenario.load(args.scenario)
+    options = found.resolve_options(_scenario_options(args.scenario_opt))
+    _check_loop(args.loop)
     ops = args.ops if args.ops is not None else (args.max_ops if args.duration else DEFAULT_OPS)
     modes = plan.parse_modes(args.modes)
     cells = plan.build(
@@ -547,6 +618,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         where = stack.enter_context(target.resolve(args.dburl, args.db, args.sqlite_path))
+        where = where.with_drivers(args.sync_driver, args.async_driver)
+        found.check_database(where.kind)
         server_version = target.probe(where)
         short_version = server_version.split(" on ")[0]
         stack.enter_context(target.exclusive(where))
@@ -556,12 +629,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             "scenario": found.name,
             "scenario_source": found.source,
             "scenario_description": found.description,
-            "weights": found.weights,
+            "weights": found.weights_for(options),
+            "scenario_options": options,
+            "api": found.api,
             "database": where.display,
             "database_kind": where.kind,
             "database_source": where.source,
             "sync_driver": where.sync_url.drivername,
             "async_driver": where.async_url.drivername,
+            "prepared_statements": args.prepared_statements,
+            "event_loop": args.loop,
             "pool_sizes": pool_sizes,
             "concurrency": str(concurrency),
             "modes": list(modes),
@@ -601,6 +678,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             rate=args.rate,
             instrument=args.record,
             sample_hz=args.sample_hz,
+            options=options,
+            loop=args.loop,
+            prepared_statements=args.prepared_statements == "on",
         )
         with console.progress() as bar:
             task = bar.add_task("", total=len(cells))

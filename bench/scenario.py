@@ -7,9 +7,16 @@ A scenario module declares:
 - for every name, mirror twins: ``def NAME_sync(session: Session, op: Op)`` (or plain ``NAME``)
   and ``async def NAME_async(session: AsyncSession, op: Op)``;
 - optionally ``metadata`` (the tables it needs; default: the shared models),
-  ``seed(session, counts) -> data`` (rows to create before measuring; ``data`` reaches every
-  operation as ``op.data``) and ``verify(session, data, outcome) -> list[str]`` (problems found in
-  the final state, given which operations succeeded).
+  ``seed(session, counts[, options]) -> data`` (rows to create before measuring; ``data`` reaches
+  every operation as ``op.data``) and ``verify(session, data, outcome) -> list[str]`` (problems
+  found in the final state, given which operations succeeded);
+- optionally ``OPTIONS``: name -> :class:`Option` (``--scenario-opt name=value``, validated here;
+  the values reach every operation as ``op.options`` and ``seed`` as its third argument);
+- optionally ``API``: what the operations receive. ``"orm"`` (the default): a ``Session`` /
+  ``AsyncSession``; ``"core"``: a ``Connection`` / ``AsyncConnection``; ``"driver"``: the
+  driver's own connection (psycopg2, psycopg, asyncpg, ...), checked out of the same pool, in
+  autocommit mode;
+- optionally ``DATABASES``: the database kinds it runs on (default: all).
 """
 
 from __future__ import annotations
@@ -27,15 +34,68 @@ from types import ModuleType
 from typing import Any
 
 from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from bench.errors import UsageError, one_line
 
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
-SyncOp = Callable[[Session, "Op"], Any]
-AsyncOp = Callable[[AsyncSession, "Op"], Awaitable[Any]]
+SyncOp = Callable[[Any, "Op"], Any]
+AsyncOp = Callable[[Any, "Op"], Awaitable[Any]]
+APIS = ("orm", "core", "driver")
+KINDS = ("postgresql", "mysql", "sqlite")
+
+
+@dataclass(frozen=True)
+class Option:
+    """A scenario option: its default (whose type is the option's type) and what it means."""
+
+    default: int | float | str | bool
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def parse(self, name: str, text: str) -> int | float | str | bool:
+        kind = type(self.default)
+        value: int | float | str | bool
+        try:
+            if kind is bool:
+                if text.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise ValueError
+                value = text.lower() in ("1", "true", "yes", "on")
+            else:
+                value = kind(text)
+        except ValueError:
+            noun = {int: "a whole number", float: "a number", bool: "true or false"}
+            raise UsageError(
+                f"scenario option {name} must be {noun.get(kind, 'text')}, got {text!r}"
+            ) from None
+        if self.choices and value not in self.choices:
+            raise UsageError(
+                f"scenario option {name} must be one of {', '.join(self.choices)}, got {text!r}"
+            )
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value != value or (self.minimum is not None and value < self.minimum):
+                raise UsageError(
+                    f"scenario option {name} must be at least {self.minimum:g}, got {text!r}"
+                )
+            if self.maximum is not None and value > self.maximum:
+                raise UsageError(
+                    f"scenario option {name} must be at most {self.maximum:g}, got {text!r}"
+                )
+        return value
+
+    def describe(self) -> str:
+        if self.choices:
+            allowed = "|".join(self.choices)
+        elif self.minimum is not None or self.maximum is not None:
+            low = "" if self.minimum is None else f"{self.minimum:g}"
+            high = "" if self.maximum is None else f"{self.maximum:g}"
+            allowed = f"{low}..{high}"
+        else:
+            allowed = type(self.default).__name__
+        return f"{self.help} ({allowed})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +106,7 @@ class Op:
     kind: str  # operation name, e.g. "read"
     key: int  # how many operations of this kind came before it: 0, 1, 2, ...
     data: Any  # what the scenario's seed() returned
+    options: Mapping[str, Any]  # the scenario's options, defaults filled in
 
 
 @dataclass(frozen=True)
@@ -58,10 +119,47 @@ class Scenario:
     async_ops: dict[str, AsyncOp]
     metadata: MetaData
     module: ModuleType = field(repr=False)
+    options: dict[str, Option] = field(default_factory=dict)
+    api: str = "orm"
+    databases: tuple[str, ...] = KINDS
 
-    def seed(self, session: Session, counts: Mapping[str, int]) -> Any:
+    def seed(self, session: Session, counts: Mapping[str, int], options: Mapping[str, Any]) -> Any:
         fn = getattr(self.module, "seed", None)
-        return fn(session, counts) if fn else None
+        if fn is None:
+            return None
+        takes_options = len(inspect.signature(fn).parameters) >= 3
+        return fn(session, counts, options) if takes_options else fn(session, counts)
+
+    def resolve_options(self, given: Mapping[str, str]) -> dict[str, Any]:
+        """Every option's value: the defaults, overridden by ``--scenario-opt name=value``."""
+        unknown = [name for name in given if name not in self.options]
+        if unknown:
+            takes = f"its options: {', '.join(self.options)}" if self.options else "it takes none"
+            raise UsageError(f"scenario {self.name!r} has no option {unknown[0]!r} ({takes})")
+        values: dict[str, Any] = {name: opt.default for name, opt in self.options.items()}
+        for name, text in given.items():
+            values[name] = self.options[name].parse(name, text)
+        return values
+
+    def weights_for(self, options: Mapping[str, Any]) -> dict[str, int]:
+        """``WEIGHTS``, or what the module's optional ``weights(options)`` makes of the options."""
+        fn = getattr(self.module, "weights", None)
+        if not callable(fn):
+            return self.weights
+        weights = dict(fn(options))
+        if set(weights) - set(self.weights) or sum(weights.values()) <= 0:
+            raise UsageError(
+                f"scenario {self.name!r}: weights(options) must weigh operations of WEIGHTS "
+                f"and not all by 0, got {weights}"
+            )
+        return {name: int(weights.get(name, 0)) for name in self.weights}
+
+    def check_database(self, kind: str) -> None:
+        if kind not in self.databases:
+            raise UsageError(
+                f"scenario {self.name!r} does not run on {kind} "
+                f"(it runs on: {', '.join(self.databases)})"
+            )
 
     def verify(self, session: Session, data: Any, outcome: Outcome) -> list[str]:
         fn = getattr(self.module, "verify", None)
@@ -75,7 +173,14 @@ class Sequence:
     megabytes; :meth:`op` builds the ``Op`` when it runs.
     """
 
-    def __init__(self, weights: Mapping[str, int], length: int, seed: int, data: Any = None):
+    def __init__(
+        self,
+        weights: Mapping[str, int],
+        length: int,
+        seed: int,
+        data: Any = None,
+        options: Mapping[str, Any] | None = None,
+    ):
         self.kinds = list(weights)
         rng = random.Random(seed)
         drawn = rng.choices(range(len(self.kinds)), weights=list(weights.values()), k=length)
@@ -86,12 +191,13 @@ class Sequence:
             self.keys[i] = seen[code]
             seen[code] += 1
         self.data = data
+        self.options = options or {}
 
     def __len__(self) -> int:
         return len(self.codes)
 
     def op(self, index: int) -> Op:
-        return Op(index, self.kinds[self.codes[index]], self.keys[index], self.data)
+        return Op(index, self.kinds[self.codes[index]], self.keys[index], self.data, self.options)
 
     def counts(self, upto: int | None = None) -> dict[str, int]:
         """How many operations of each kind are in the first ``upto`` (default: all)."""
@@ -192,6 +298,18 @@ def _check(module: ModuleType, ref: str) -> Scenario:
         from bench.models import Base
 
         metadata = Base.metadata
+    api = getattr(module, "API", "orm")
+    if api not in APIS:
+        raise UsageError(f"scenario {ref!r}: API must be one of {', '.join(APIS)}, got {api!r}")
+    options = getattr(module, "OPTIONS", {})
+    if not isinstance(options, dict) or not all(
+        isinstance(k, str) and k.isidentifier() and isinstance(v, Option)
+        for k, v in options.items()
+    ):
+        raise UsageError(f"scenario {ref!r}: OPTIONS must map names to bench.scenario.Option")
+    databases = tuple(getattr(module, "DATABASES", KINDS))
+    if not databases or any(kind not in KINDS for kind in databases):
+        raise UsageError(f"scenario {ref!r}: DATABASES must name some of {', '.join(KINDS)}")
     doc = inspect.getdoc(module) or ""
     return Scenario(
         name=path.stem,
@@ -202,4 +320,7 @@ def _check(module: ModuleType, ref: str) -> Scenario:
         async_ops=async_ops,
         metadata=metadata,
         module=module,
+        options=dict(options),
+        api=api,
+        databases=databases,
     )

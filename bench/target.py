@@ -11,8 +11,9 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from pydantic import ValidationError
@@ -23,12 +24,37 @@ from sqlalchemy.pool import NullPool
 
 from bench.errors import RunError, UsageError, mask_url_text, one_line, register_secret, scrub
 
-# kind -> (sync driver, async driver)
-DRIVERS: dict[str, tuple[str, str]] = {
-    "postgresql": ("psycopg2", "asyncpg"),
-    "sqlite": ("pysqlite", "aiosqlite"),
+# kind -> (sync drivers, async drivers); the first of each is the default
+DRIVERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "postgresql": (("psycopg2", "psycopg"), ("asyncpg", "psycopg")),
+    "mysql": (("pymysql",), ("aiomysql",)),
+    "sqlite": (("pysqlite",), ("aiosqlite",)),
 }
-_ALIASES = {"postgres": "postgresql"}  # Heroku-style URLs
+SYNC_DRIVERS = tuple(dict.fromkeys(d for sync, _ in DRIVERS.values() for d in sync))
+ASYNC_DRIVERS = tuple(dict.fromkeys(d for _, aio in DRIVERS.values() for d in aio))
+_ALIASES = {"postgres": "postgresql", "mariadb": "mysql"}  # Heroku-style URLs; MariaDB
+
+
+def connect_args(url: URL, tag: str, timeout: int = 10, prepared: bool = True) -> dict[str, Any]:
+    """What each driver needs to tag its connections (``application_name`` in pg_stat_activity,
+    ``program_name`` in MySQL's connection attributes), time out connecting, and optionally not
+    prepare statements (asyncpg's and SQLAlchemy's statement caches; psycopg's auto-prepare)."""
+    driver = url.get_driver_name()
+    if driver == "psycopg2":
+        return {"application_name": tag, "connect_timeout": timeout}
+    if driver == "psycopg":
+        args: dict[str, Any] = {"application_name": tag, "connect_timeout": timeout}
+        return args if prepared else {**args, "prepare_threshold": None}
+    if driver == "asyncpg":
+        args = {"server_settings": {"application_name": tag}, "timeout": timeout}
+        if not prepared:
+            args.update(prepared_statement_cache_size=0, statement_cache_size=0)
+        return args
+    if driver in ("pymysql", "aiomysql"):
+        return {"program_name": tag, "connect_timeout": timeout}
+    if driver in ("pysqlite", "aiosqlite"):
+        return {"timeout": 30}  # busy timeout, seconds
+    return {}
 
 
 class DbSettings(BaseSettings):
@@ -60,7 +86,7 @@ class DbSettings(BaseSettings):
 class Target:
     """A database reachable through both a sync and an async driver."""
 
-    kind: str  # "postgresql" | "sqlite"
+    kind: str  # "postgresql" | "mysql" | "sqlite"
     sync_url: URL
     async_url: URL
     source: str  # where the URL came from: --dburl, DATABASE_URL, .env, embedded, sqlite
@@ -70,6 +96,25 @@ class Target:
         """The URL for people: password hidden, no driver, socket paths readable."""
         shown = self.sync_url.set(drivername=self.kind).render_as_string(hide_password=True)
         return unquote(shown)
+
+    def with_drivers(self, sync: str | None, asynchronous: str | None) -> Target:
+        """The same database through other drivers (``--sync-driver`` / ``--async-driver``)."""
+        sync_choices, async_choices = DRIVERS[self.kind]
+        for flag, name, choices in (
+            ("--sync-driver", sync, sync_choices),
+            ("--async-driver", asynchronous, async_choices),
+        ):
+            if name is not None and name not in choices:
+                raise UsageError(
+                    f"{flag} {name} does not drive {self.kind} (choices: {', '.join(choices)})"
+                )
+        return replace(
+            self,
+            sync_url=self.sync_url.set(drivername=f"{self.kind}+{sync or sync_choices[0]}"),
+            async_url=self.async_url.set(
+                drivername=f"{self.kind}+{asynchronous or async_choices[0]}"
+            ),
+        )
 
     def urls_with_password(self) -> tuple[str, str]:
         """Both URLs in full, for handing to a cell process (never printed or stored)."""
@@ -105,7 +150,7 @@ def target_from_url(url: URL, source: str) -> Target:
         raise UsageError(
             f"unsupported database kind {backend!r} in {source} (supported: {supported})"
         )
-    sync_driver, async_driver = DRIVERS[backend]
+    sync_driver, async_driver = DRIVERS[backend][0][0], DRIVERS[backend][1][0]
     if url.password == "":  # "user:@host": no password at all (URL.set cannot unset it)
         url = URL.create(
             url.drivername, url.username, None, url.host, url.port, url.database, url.query
@@ -115,7 +160,9 @@ def target_from_url(url: URL, source: str) -> Target:
             "an in-memory SQLite database cannot be shared by a pool: give a file path, "
             "e.g. sqlite:///bench.db"
         )
-    if backend == "postgresql" and not (url.host or url.query.get("host")):
+    if backend in ("postgresql", "mysql") and not (
+        url.host or url.query.get("host") or url.query.get("unix_socket")
+    ):
         raise UsageError(f"database URL from {source} names no host")
     return Target(
         kind=backend,
@@ -213,12 +260,10 @@ def probe(target: Target) -> str:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     version_sql = text("select sqlite_version()" if target.kind == "sqlite" else "select version()")
-    connect_args: dict[str, object] = (
-        {"connect_timeout": 10, "application_name": "asyncbench:probe"}
-        if target.kind == "postgresql"
-        else {}
+    tag = "asyncbench:probe"
+    engine = create_engine(
+        target.sync_url, poolclass=NullPool, connect_args=connect_args(target.sync_url, tag)
     )
-    engine = create_engine(target.sync_url, poolclass=NullPool, connect_args=connect_args)
     try:
         with engine.connect() as conn:
             version = str(conn.scalar(version_sql))
@@ -230,12 +275,9 @@ def probe(target: Target) -> str:
         engine.dispose()
 
     async def async_probe() -> None:
-        async_args: dict[str, object] = (
-            {"timeout": 10, "server_settings": {"application_name": "asyncbench:probe"}}
-            if target.kind == "postgresql"
-            else {}
+        aengine = create_async_engine(
+            target.async_url, poolclass=NullPool, connect_args=connect_args(target.async_url, tag)
         )
-        aengine = create_async_engine(target.async_url, poolclass=NullPool, connect_args=async_args)
         try:
             async with aengine.connect() as conn:
                 await conn.scalar(version_sql)
@@ -249,7 +291,11 @@ def probe(target: Target) -> str:
             f"cannot connect to {target.display} through {target.async_url.drivername}: "
             f"{_reason(exc)}"
         ) from None
-    return version if target.kind != "sqlite" else f"SQLite {version}"
+    if target.kind == "sqlite":
+        return f"SQLite {version}"
+    if target.kind == "mysql":
+        return f"{'MariaDB' if 'mariadb' in version.lower() else 'MySQL'} {version}"
+    return version
 
 
 def _reason(exc: BaseException) -> str:
@@ -265,6 +311,7 @@ def exclusive(target: Target) -> Iterator[None]:
     """Hold the database for one run: two runs on one database would drop each other's tables.
 
     PostgreSQL: a session advisory lock, held on a connection of its own for the whole run.
+    MySQL/MariaDB: a named lock (``GET_LOCK``), held the same way.
     SQLite: an exclusive lock on a file beside the database.
     """
     if target.kind == "sqlite":
@@ -287,23 +334,30 @@ def exclusive(target: Target) -> Iterator[None]:
 
     from sqlalchemy import create_engine, func, select
 
+    if target.kind == "mysql":
+        name = f"asyncbench:{target.sync_url.database}"
+        take, release = func.get_lock(name, 0), func.release_lock(name)
+        held_by = f"the named lock {name!r}"
+    else:
+        take, release = func.pg_try_advisory_lock(LOCK_KEY), func.pg_advisory_unlock(LOCK_KEY)
+        held_by = f"advisory lock {LOCK_KEY}"
     engine = create_engine(
         target.sync_url,
         poolclass=NullPool,
-        connect_args={"application_name": "asyncbench:lock", "connect_timeout": 10},
+        connect_args=connect_args(target.sync_url, "asyncbench:lock"),
     )
     try:
         with engine.connect() as conn:
-            if not conn.scalar(select(func.pg_try_advisory_lock(LOCK_KEY))):
+            if not conn.scalar(select(take)):
                 raise RunError(
-                    f"another asyncbench run is using {target.display} (it holds advisory lock "
-                    f"{LOCK_KEY}); wait for it to end or use another database"
+                    f"another asyncbench run is using {target.display} (it holds {held_by}); "
+                    "wait for it to end or use another database"
                 )
             conn.commit()
             try:
                 yield
             finally:
-                conn.scalar(select(func.pg_advisory_unlock(LOCK_KEY)))
+                conn.scalar(select(release))
                 conn.commit()
     finally:
         engine.dispose()

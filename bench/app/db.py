@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bench import APP_NAME
 from bench.app.settings import AppSettings
 from bench.models import Base
-from bench.target import Target
+from bench.target import Target, connect_args
 
 APPLICATION_NAME = f"{APP_NAME}:service"  # how the service's connections show in pg_stat_activity
 CONNECT_TIMEOUT_S = 10
@@ -31,24 +31,13 @@ def engine_options(
     target: Target, settings: AppSettings, flavour: Literal["sync", "async"]
 ) -> dict[str, Any]:
     """Pool size and overflow, hidden parameters in errors, and a tag on every connection."""
-    options: dict[str, Any] = {
+    url = target.sync_url if flavour == "sync" else target.async_url
+    return {
         "pool_size": settings.pool_size,
         "max_overflow": settings.max_overflow,
         "hide_parameters": True,
+        "connect_args": connect_args(url, APPLICATION_NAME, CONNECT_TIMEOUT_S),
     }
-    if target.kind == "sqlite":
-        options["connect_args"] = {"timeout": 30}  # busy timeout, seconds
-    elif flavour == "sync":
-        options["connect_args"] = {
-            "application_name": APPLICATION_NAME,
-            "connect_timeout": CONNECT_TIMEOUT_S,
-        }
-    else:
-        options["connect_args"] = {
-            "server_settings": {"application_name": APPLICATION_NAME},
-            "timeout": CONNECT_TIMEOUT_S,
-        }
-    return options
 
 
 @dataclass(frozen=True)
