@@ -46,6 +46,10 @@ APIS = ("orm", "core", "driver")
 KINDS = ("postgresql", "mysql", "sqlite")
 
 
+def _plain(x: float) -> str:
+    return str(int(x)) if x == int(x) else f"{x:g}"
+
+
 @dataclass(frozen=True)
 class Option:
     """A scenario option: its default (whose type is the option's type) and what it means."""
@@ -76,13 +80,15 @@ class Option:
                 f"scenario option {name} must be one of {', '.join(self.choices)}, got {text!r}"
             )
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            if value != value or (self.minimum is not None and value < self.minimum):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise UsageError(f"scenario option {name} must be a finite number, got {text!r}")
+            if self.minimum is not None and value < self.minimum:
                 raise UsageError(
-                    f"scenario option {name} must be at least {self.minimum:g}, got {text!r}"
+                    f"scenario option {name} must be at least {_plain(self.minimum)}, got {text!r}"
                 )
             if self.maximum is not None and value > self.maximum:
                 raise UsageError(
-                    f"scenario option {name} must be at most {self.maximum:g}, got {text!r}"
+                    f"scenario option {name} must be at most {_plain(self.maximum)}, got {text!r}"
                 )
         return value
 
@@ -90,8 +96,8 @@ class Option:
         if self.choices:
             allowed = "|".join(self.choices)
         elif self.minimum is not None or self.maximum is not None:
-            low = "" if self.minimum is None else f"{self.minimum:g}"
-            high = "" if self.maximum is None else f"{self.maximum:g}"
+            low = "" if self.minimum is None else _plain(self.minimum)
+            high = "" if self.maximum is None else _plain(self.maximum)
             allowed = f"{low}..{high}"
         else:
             allowed = type(self.default).__name__

@@ -93,10 +93,71 @@ CASES: dict[str, Case] = {
         secrets=("Spa ce77", "ce77"),
     ),
     # unsupported kinds
-    "dburl-mysql": Case(
-        ("run", "--dburl", "mysql://root@127.0.0.1/test"),
+    "dburl-mssql": Case(
+        ("run", "--dburl", "mssql://sa@127.0.0.1/test"),
         USAGE,
-        ("unsupported", "mysql", "postgresql", "sqlite"),
+        ("unsupported", "mssql", "mysql", "postgresql", "sqlite"),
+    ),
+    # drivers, event loop and scenario options
+    "sync-driver-unknown": Case(
+        ("run", "--sync-driver", "pg8000", *GUARD), USAGE, ("--sync-driver", "pg8000", "psycopg2")
+    ),
+    "async-driver-unknown": Case(
+        ("run", "--async-driver", "asyncmy", *GUARD), USAGE, ("--async-driver", "asyncmy")
+    ),
+    "sync-driver-wrong-kind": Case(
+        ("run", "--sync-driver", "pymysql", "--db", "sqlite"),
+        USAGE,
+        ("--sync-driver pymysql", "sqlite", "pysqlite"),
+    ),
+    "async-driver-wrong-kind": Case(
+        ("run", "--async-driver", "aiomysql", *GUARD),
+        USAGE,
+        ("--async-driver aiomysql", "postgresql", "asyncpg, psycopg"),
+    ),
+    "loop-unknown": Case(("run", "--loop", "trio", *GUARD), USAGE, ("--loop", "trio")),
+    "prepared-statements-bad": Case(
+        ("run", "--prepared-statements", "maybe", *GUARD), USAGE, ("--prepared-statements",)
+    ),
+    "scenario-for-other-database": Case(
+        ("run", "--scenario", "slow_query", "--db", "sqlite"),
+        USAGE,
+        ("slow_query", "does not run on sqlite", "postgresql, mysql"),
+    ),
+    "scenario-opt-no-equals": Case(
+        ("run", "--scenario", "core", "--scenario-opt", "writes", *GUARD),
+        USAGE,
+        ("--scenario-opt", "NAME=VALUE", "writes"),
+    ),
+    "scenario-opt-empty-value": Case(
+        ("run", "--scenario", "core", "--scenario-opt", "writes=", *GUARD),
+        USAGE,
+        ("NAME=VALUE",),
+    ),
+    "scenario-opt-unknown": Case(
+        ("run", "--scenario", "core", "--scenario-opt", "batch=5", *GUARD),
+        USAGE,
+        ("no option 'batch'", "writes, rows"),
+    ),
+    "scenario-opt-none-taken": Case(
+        ("run", "--scenario", "crud", "--scenario-opt", "x=1", *GUARD),
+        USAGE,
+        ("crud", "no option 'x'", "takes none"),
+    ),
+    "scenario-opt-not-a-number": Case(
+        ("run", "--scenario", "core", "--scenario-opt", "writes=abc", *GUARD),
+        USAGE,
+        ("writes", "whole number", "abc"),
+    ),
+    "scenario-opt-too-big": Case(
+        ("run", "--scenario", "core", "--scenario-opt", "writes=101", *GUARD),
+        USAGE,
+        ("writes", "at most 100"),
+    ),
+    "scenario-opt-negative": Case(
+        ("run", "--scenario", "slow_query", "--scenario-opt", "ms=-5", *GUARD),
+        USAGE,
+        ("ms", "at least 0"),
     ),
     "dburl-oracle": Case(
         ("run", "--dburl", "oracle://x@y/z"),
