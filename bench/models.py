@@ -8,11 +8,13 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import DateTime, ForeignKey, String, func
+from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
-class Base(DeclarativeBase):
-    pass
+class Base(AsyncAttrs, DeclarativeBase):
+    """``AsyncAttrs`` adds ``obj.awaitable_attrs.<name>``: an async session's way to load a lazy
+    attribute on access (``await user.awaitable_attrs.addresses``). Nothing else changes."""
 
 
 class User(Base):
