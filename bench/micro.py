@@ -1,0 +1,379 @@
+"""Micro-benchmark files (pytest-benchmark JSON): a page of their own, and a section of the run
+report, drawn by the same code.
+
+``python -m pytest tests/benchmarks --benchmark-enable --benchmark-only
+--benchmark-json=results/micro-<UTC timestamp>.json`` times one operation at a time on one
+connection, sync against async (``tests/benchmarks/test_crud_micro.py``). ``bench report FILE``
+renders such a file as ``reports/<file stem>/index.html``: one table per benchmark group with the
+sync and async sides side by side and the async/sync ratio of their medians, one chart, the
+machine and the command. The report of a run shows the newest ``results/micro-*.json`` too.
+
+Any pytest-benchmark file will do: a benchmark's side is its ``extra_info["side"]``, else its
+parameter (``test_read[sync]``), else none; a group without both sides gets no ratio.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.style import STYLE
+
+PATTERN = "micro-*.json"  # micro-benchmark files in results/
+SIDES = ("sync", "async")
+_SIDE_IN_NAME = re.compile(r"\[(sync|async)\]$")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark of a file, in microseconds."""
+
+    group: str
+    side: str | None  # "sync", "async", or None when the benchmark has no side
+    name: str
+    min_us: float | None
+    median_us: float | None
+    mean_us: float | None
+    stddev_us: float | None
+    q1_us: float | None
+    q3_us: float | None
+    rounds: int | None
+    ops_per_s: float | None
+
+
+def read(path: Path, strict: bool = True) -> dict[str, Any] | None:
+    """The file's document if it is a pytest-benchmark JSON file, else None (never raises).
+
+    Such a file is an object with a ``benchmarks`` list and, when ``strict``, ``machine_info``.
+    """
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
+        return None
+    if strict and "machine_info" not in document:
+        return None
+    return document
+
+
+def newest(results_dir: Path) -> Path | None:
+    """The newest micro-benchmark file in ``results_dir`` (names sort by their timestamp)."""
+    found = sorted(results_dir.glob(PATTERN))
+    return found[-1] if found else None
+
+
+def _us(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value) * 1e6
+    return None
+
+
+def rows(document: dict[str, Any]) -> list[Row]:
+    """Every benchmark that has statistics, in the file's order."""
+    found = []
+    for bench in document.get("benchmarks") or []:
+        if not isinstance(bench, dict) or not isinstance(bench.get("stats"), dict):
+            continue
+        stats = bench["stats"]
+        fullname = str(bench.get("fullname") or "")
+        name = str(bench.get("name") or fullname.rsplit("::", 1)[-1] or "?")
+        extra = _dict(bench.get("extra_info"))
+        side = extra.get("side") or bench.get("param")
+        if side not in SIDES:
+            match = _SIDE_IN_NAME.search(name)
+            side = match.group(1) if match else None
+        mean = _us(stats.get("mean"))
+        ops = stats.get("ops")
+        if not isinstance(ops, (int, float)):
+            ops = 1e6 / mean if mean else None
+        rounds = stats.get("rounds")
+        found.append(
+            Row(
+                group=str(bench.get("group") or _SIDE_IN_NAME.sub("", name)),
+                side=side,
+                name=name,
+                min_us=_us(stats.get("min")),
+                median_us=_us(stats.get("median")),
+                mean_us=mean,
+                stddev_us=_us(stats.get("stddev")),
+                q1_us=_us(stats.get("q1")),
+                q3_us=_us(stats.get("q3")),
+                rounds=rounds if isinstance(rounds, int) else None,
+                ops_per_s=float(ops) if ops is not None else None,
+            )
+        )
+    return found
+
+
+def by_group(found: Iterable[Row]) -> dict[str, list[Row]]:
+    """Rows by group, groups in the order they first appear, sync before async."""
+    groups: dict[str, list[Row]] = {}
+    for row in found:
+        groups.setdefault(row.group, []).append(row)
+    order = {"sync": 0, "async": 1, None: 2}
+    return {g: sorted(members, key=lambda r: order[r.side]) for g, members in groups.items()}
+
+
+def side_medians(members: list[Row]) -> dict[str, float]:
+    """The median of each side that has exactly one benchmark in the group."""
+    medians = {}
+    for side in SIDES:
+        mine = [r for r in members if r.side == side]
+        if len(mine) == 1 and mine[0].median_us:
+            medians[side] = mine[0].median_us
+    return medians
+
+
+def ratio(members: list[Row]) -> float | None:
+    """async median / sync median: above 1, async takes longer per operation."""
+    medians = side_medians(members)
+    if len(medians) < 2:
+        return None
+    return medians["async"] / medians["sync"]
+
+
+def _fmt(value: float | None, spec: str = "{:,.1f}") -> str:
+    return "" if value is None else spec.format(value)
+
+
+def _x(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}\u00d7"
+
+
+def summary_lines(groups: dict[str, list[Row]]) -> list[str]:
+    """One sentence per group that has both sides."""
+    lines = []
+    for group, members in groups.items():
+        medians, r = side_medians(members), ratio(members)
+        if r is None:
+            continue
+        lines.append(
+            f"{group}: async took {r:.2f}\u00d7 the sync median time per operation "
+            f"({medians['async']:,.1f} \u00b5s against {medians['sync']:,.1f} \u00b5s)."
+        )
+    return lines
+
+
+def chart(groups: dict[str, list[Row]], path: Path) -> bool:
+    """Median time per operation, sync and async bars side by side per group; whiskers: the
+    interquartile range. False when no benchmark has a median."""
+    plotted = {g: side_medians(m) for g, m in groups.items()}
+    plotted = {g: m for g, m in plotted.items() if m}
+    if not plotted:
+        return False
+    from bench import charts  # matplotlib (Agg) only when drawing
+
+    fig, ax = charts.plt.subplots(figsize=(7, 4))
+    names = list(plotted)
+    width = 0.38
+    for k, side in enumerate(SIDES):
+        xs, heights, low, high = [], [], [], []
+        for i, group in enumerate(names):
+            row = next((r for r in groups[group] if r.side == side and r.median_us), None)
+            if row is None or row.median_us is None:
+                continue
+            xs.append(i + (k - 0.5) * width)
+            heights.append(row.median_us)
+            low.append(row.median_us - row.q1_us if row.q1_us is not None else 0.0)
+            high.append(row.q3_us - row.median_us if row.q3_us is not None else 0.0)
+        if not xs:
+            continue
+        bars = ax.bar(xs, heights, width, color=charts.COLORS[side], label=side,
+                      yerr=[low, high], capsize=3, ecolor="#555555")  # fmt: skip
+        ax.bar_label(bars, labels=[f"{h:,.0f}" for h in heights], label_type="center",
+                     color="white", fontsize="small", fontweight="bold")  # fmt: skip
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names)
+    ax.set_xlabel("benchmark group (one operation at a time)")
+    ax.set_ylabel("median time per operation (\u00b5s)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Median time per operation, sync vs async (whiskers: interquartile range)")
+    ax.legend(fontsize="small")
+    ax.grid(True, axis="y", alpha=0.3)
+    charts._save(fig, path)
+    return True
+
+
+COLUMNS = ("side", "benchmark", "min \u00b5s", "median \u00b5s", "mean \u00b5s", "stddev \u00b5s",
+           "rounds", "ops/s")  # fmt: skip
+
+
+def _group_table(group: str, members: list[Row]) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(c)}</th>" for c in COLUMNS)
+    body = []
+    for row in members:
+        side = row.side or "-"
+        cells = [_fmt(v) for v in (row.min_us, row.median_us, row.mean_us, row.stddev_us)]
+        cells += ["" if row.rounds is None else f"{row.rounds:,}", _fmt(row.ops_per_s, "{:,.0f}")]
+        body.append(
+            f"<tr><td class='l {side}'>{e(side)}</td><td class='l'>{e(row.name)}</td>"
+            + "".join(f"<td>{c}</td>" for c in cells)
+            + "</tr>"
+        )
+    medians_ratio = ratio(members)
+    if medians_ratio is not None:
+        body.append(
+            f"<tr><th class='l' colspan='3'>async/sync, ratio of medians</th>"
+            f"<td><b>{_x(medians_ratio)}</b></td><td colspan='4'></td></tr>"
+        )
+    caption = f"<caption style='text-align: left'><b>{e(group)}</b></caption>"
+    return f"<table>{caption}<tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _summary_table(groups: dict[str, list[Row]]) -> str:
+    head = (
+        "<tr><th class='l'>group</th><th class='sync'>sync median \u00b5s</th>"
+        "<th class='async'>async median \u00b5s</th><th>async/sync</th></tr>"
+    )
+    body = []
+    for group, members in groups.items():
+        medians = side_medians(members)
+        body.append(
+            f"<tr><td class='l'>{html.escape(group)}</td><td>{_fmt(medians.get('sync'))}</td>"
+            f"<td>{_fmt(medians.get('async'))}</td><td>{_x(ratio(members))}</td></tr>"
+        )
+    return f"<table>{head}{''.join(body)}</table>"
+
+
+def command(document: dict[str, Any]) -> str | None:
+    """The command line that wrote the file, when tests/benchmarks/conftest.py recorded it."""
+    extra = document.get("asyncbench")
+    value = extra.get("command") if isinstance(extra, dict) else None
+    return str(value) if value else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _words(*values: Any) -> str:
+    return " ".join(str(v) for v in values if v)
+
+
+def machine(document: dict[str, Any]) -> dict[str, str]:
+    """CPU, Python, system, database, packages, commit: what the figures were measured on."""
+    info = _dict(document.get("machine_info"))
+    cpu = _dict(info.get("cpu"))
+    commit = _dict(document.get("commit_info"))
+    extras = [_dict(b.get("extra_info")) for b in document["benchmarks"] if isinstance(b, dict)]
+    extra = next((x for x in extras if x.get("database")), {})
+    packages = _dict(_dict(document.get("asyncbench")).get("packages"))
+    server = extra.get("server_version")
+    described = {
+        "CPU": _words(cpu.get("brand_raw"), cpu.get("hz_actual_friendly"))
+        + (f", {cpu['count']} cores" if cpu.get("count") else ""),
+        "Python": _words(info.get("python_implementation"), info.get("python_version")),
+        "system": _words(info.get("system"), info.get("release"), info.get("machine")),
+        "database": _words(extra.get("database"), f"(PostgreSQL {server})" if server else ""),
+        "packages": ", ".join(f"{k} {v}" for k, v in packages.items() if v),
+        "commit": _words(
+            str(commit.get("id") or "")[:12], "(uncommitted changes)" if commit.get("dirty") else ""
+        ),
+        "pytest-benchmark": _words(document.get("version"), document.get("datetime")),
+    }
+    return {k: v for k, v in described.items() if v.strip()}
+
+
+def section(document: dict[str, Any], out: Path | None, chart_name: str) -> list[str]:
+    """The tables, the chart (drawn into ``out`` as ``chart_name``), the machine and the
+    command: shared by the file's own page and the run report."""
+    e = html.escape
+    groups = by_group(rows(document))
+    if not groups:
+        return [
+            "<p>This file holds no measurements (written with <code>--benchmark-disable</code>?"
+            " Add <code>--benchmark-enable</code>).</p>"
+        ]
+    parts = [
+        "<p>Median time per operation, one operation at a time; async/sync above 1.0 means the "
+        "async side took longer.</p>",
+        _summary_table(groups),
+    ]
+    if out is not None and chart(groups, out / chart_name):
+        parts.append(
+            f"<figure id='{e(Path(chart_name).stem)}'><img src='{e(chart_name)}' "
+            "alt='Median time per operation, sync vs async'><figcaption><b>Median time per "
+            "operation, sync vs async.</b> Whiskers: the interquartile range (q1 to q3). "
+            "Lower is better.</figcaption></figure>"
+        )
+    parts += [_group_table(group, members) for group, members in groups.items()]
+    described = machine(document)
+    parts.append(
+        "<table>"
+        + "".join(
+            f"<tr><th class='l'>{e(k)}</th><td class='l'>{e(v)}</td></tr>"
+            for k, v in described.items()
+        )
+        + "</table>"
+    )
+    shown = command(document)
+    parts.append(
+        f"<p>Command: <code>{e(shown)}</code></p>"
+        if shown
+        else "<p>Command: not recorded in the file.</p>"
+    )
+    return parts
+
+
+def sections(paths: Iterable[Path], out: Path | None) -> list[str]:
+    """The run report's section: every pytest-benchmark file among ``paths`` (others skipped)."""
+    unique = {p.resolve(): p for p in paths}  # one section per file, however it is named
+    found = [(p, d) for p in unique.values() if (d := read(p, strict=False)) is not None]
+    if not found:
+        return []
+    parts = ["<h2 id='microbenchmarks'>Micro-benchmarks (pytest-benchmark)</h2>"]
+    for n, (path, document) in enumerate(found, 1):
+        parts.append(f"<h3><code>{html.escape(str(path))}</code></h3>")
+        parts += section(document, out, f"micro-{n}.png")
+    return parts
+
+
+def build(path: Path, reports_dir: Path) -> Path:
+    """Write ``reports/<file stem>/index.html`` and its chart; return the page's path."""
+    document = read(path)
+    if document is None:  # the caller checked; a file that changed since is one clear line
+        from bench.errors import UsageError
+
+        raise UsageError(f"{path} is not a pytest-benchmark JSON file")
+    out = reports_dir / path.stem
+    tmp = reports_dir / f".{path.stem}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:  # e.g. a --reports-dir that is a file, or read-only
+        from bench.errors import RunError
+
+        reason = exc.strerror or type(exc).__name__
+        raise RunError(f"reports folder {reports_dir} is not writable: {reason}") from None
+    e = html.escape
+    lines = summary_lines(by_group(rows(document)))
+    page = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>asyncbench micro-benchmarks {e(path.stem)}</title>",
+        f"<style>{STYLE}</style></head><body>",
+        "<h1>asyncbench: micro-benchmarks, one operation at a time</h1>",
+        f"<p>From <code>{e(str(path))}</code> (pytest-benchmark). Each benchmark runs one "
+        "operation per round on a single connection: the <span class='sync'>sync</span> side "
+        "through a Session, the <span class='async'>async</span> side through an AsyncSession "
+        "on an event loop made outside the timed region. No concurrency: this is the cost of "
+        "each path per operation, not throughput under load (see <code>bench run</code>).</p>",
+    ]
+    if lines:
+        page += ["<div class='verdict'><ul>", *(f"<li>{e(x)}</li>" for x in lines), "</ul></div>"]
+    page += section(document, tmp, "micro.png")
+    page.append(
+        f"<p>Generated by <code>bench report</code> from <code>{e(str(path))}</code>.</p>"
+        "</body></html>"
+    )
+    (tmp / "index.html").write_text("\n".join(page), encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out / "index.html"
