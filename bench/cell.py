@@ -71,6 +71,11 @@ class CellSpec:
     options: dict[str, Any] = field(default_factory=dict)  # the scenario's, validated
     loop: str = "asyncio"  # the async side's event loop: "asyncio" | "uvloop"
     prepared_statements: bool = True  # asyncpg's statement caches, psycopg's auto-prepare
+    pool_pre_ping: bool = False  # test each connection on checkout; replace it if dead
+    op_timeout: float | None = None  # the server cancels statements running longer (seconds)
+    busy_timeout: float = 30.0  # SQLite: how long a writer waits for the lock (seconds)
+    processes: int = 1  # client processes the cell's workers are split across
+    part: int | None = None  # in one of those processes: which one (it runs every N-th op)
 
     @classmethod
     def for_target(cls, scenario: str, target: Target, **settings: Any) -> CellSpec:
@@ -86,6 +91,7 @@ class CellSpec:
             "max_overflow": self.max_overflow,
             "concurrency": self.concurrency,
             "trial": self.trial,
+            "processes": self.processes,
         }
 
 
@@ -161,12 +167,16 @@ class Phase:
         stopping: threading.Event,
         duration: float | None = None,
         rate: float | None = None,
+        offset: int = 0,
+        step: int = 1,
+        started_ns: int | None = None,
     ):
-        self._next = itertools.count(start)  # next() on a count is atomic under the GIL
+        # next() on a count is atomic under the GIL; a process of several takes every step-th
+        self._next = itertools.count(start + offset, step)
         self.first = start
         self.stop = stop
         self.stopping = stopping
-        self.started_ns = time.perf_counter_ns()
+        self.started_ns = started_ns or time.perf_counter_ns()
         self.deadline_ns = self.started_ns + int(duration * 1e9) if duration else None
         self.interval_ns = int(1e9 / rate) if rate else 0
 
@@ -270,7 +280,9 @@ class PoolSampler:
 class Window:
     """The measured window: wall and CPU clocks, connections opened, the pool sampler."""
 
-    def __init__(self, spec: CellSpec, watcher: PoolWatcher):
+    def __init__(self, spec: CellSpec, watcher: PoolWatcher, start_ns: int | None = None):
+        if start_ns is not None:  # the common start of a cell split across processes
+            time.sleep(max(0, start_ns - time.perf_counter_ns()) / 1e9)
         self.watcher = watcher
         self.sampler = PoolSampler(watcher.pool, spec.sample_hz) if spec.instrument else None
         watcher.measuring = True
@@ -318,18 +330,57 @@ def engine_options(spec: CellSpec, url: str, tag: str, api: str = "orm") -> dict
         "pool_size": spec.pool_size,
         "max_overflow": spec.max_overflow,
         "pool_timeout": spec.pool_timeout,
-        "hide_parameters": True,
-        "connect_args": connect_args(make_url(url), tag, prepared=spec.prepared_statements),
+        "pool_pre_ping": spec.pool_pre_ping,
+        "hide_parameters": True,  # bound values never reach an error message we store
+        "connect_args": connect_args(
+            make_url(url),
+            tag,
+            prepared=spec.prepared_statements,
+            statement_timeout=spec.op_timeout,
+            busy_timeout=spec.busy_timeout,
+        ),
     }
     if api == "driver":  # the driver's own connection, as a bare driver loop would use it
         options["isolation_level"] = "AUTOCOMMIT"
     return options
 
 
+def configure(engine: Engine, spec: CellSpec) -> None:
+    """Per-connection settings that connect arguments cannot carry.
+
+    SQLite: transactions begin with ``BEGIN IMMEDIATE``, so a writer takes the write lock up
+    front and waits for it (the busy timeout) instead of failing on a lock upgrade halfway
+    through; the driver's own transaction handling is turned off so SQLAlchemy's ``begin``
+    decides. MySQL/MariaDB: ``--op-timeout`` as the session's statement time limit.
+    """
+    if spec.kind == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def no_driver_transactions(dbapi_connection: Any, _: Any) -> None:
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def begin_immediate(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    elif spec.kind == "mysql" and spec.op_timeout is not None:
+        seconds = spec.op_timeout
+
+        @event.listens_for(engine, "connect")
+        def statement_time_limit(dbapi_connection: Any, _: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            if engine.dialect.is_mariadb:  # type: ignore[attr-defined]
+                cursor.execute(f"SET SESSION max_statement_time = {seconds:.3f}")
+            else:
+                cursor.execute(f"SET SESSION max_execution_time = {round(seconds * 1000)}")
+            cursor.close()
+
+
 def admin_engine(spec: CellSpec) -> Engine:
     """A small sync engine for schema, seeding and verification: never part of the figures."""
     options = engine_options(spec, spec.sync_url, f"{APP_NAME}:admin")
     options.update(pool_size=1, max_overflow=0)
+    options["connect_args"] = connect_args(make_url(spec.sync_url), f"{APP_NAME}:admin")
     return create_engine(spec.sync_url, **options)
 
 
@@ -337,6 +388,11 @@ def admin_engine(spec: CellSpec) -> Engine:
 class Recorders:
     warmup: Recorder  # counted (so verify knows what ran) but not part of the figures
     measured: Recorder
+
+
+def stride(spec: CellSpec) -> dict[str, int]:
+    """In one of several client processes, part ``k`` of ``N`` runs operations k, k+N, k+2N..."""
+    return {"offset": spec.part or 0, "step": spec.processes if spec.part is not None else 1}
 
 
 # --- what an operation receives, by the scenario's API ----------------------------------------
@@ -403,10 +459,16 @@ def async_opener(engine: AsyncEngine, api: str) -> Callable[[], Any]:
 
 
 def run_sync(
-    spec: CellSpec, scenario: Scenario, seq: Sequence, recs: Recorders, stopping: threading.Event
+    spec: CellSpec,
+    scenario: Scenario,
+    seq: Sequence,
+    recs: Recorders,
+    stopping: threading.Event,
+    barrier: Callable[[], int] | None = None,
 ) -> tuple[dict[str, Any], float, float]:
     tag = f"{APP_NAME}:sync"
     engine = create_engine(spec.sync_url, **engine_options(spec, spec.sync_url, tag, scenario.api))
+    configure(engine, spec)
     open_session = sync_opener(engine, scenario.api)
     pool = _queue_pool(engine.pool)
     watcher = PoolWatcher(pool, events=spec.instrument)
@@ -439,9 +501,16 @@ def run_sync(
                 future.result()
 
     try:
-        run_phase(Phase(0, spec.warmup, stopping), recs.warmup)
-        window = Window(spec, watcher)
-        run_phase(Phase(spec.warmup, len(seq), stopping, spec.duration, spec.rate), recs.measured)
+        run_phase(Phase(0, spec.warmup, stopping, **stride(spec)), recs.warmup)
+        start_ns = barrier() if barrier else None
+        window = Window(spec, watcher, start_ns)
+        run_phase(
+            Phase(
+                spec.warmup, len(seq), stopping, spec.duration, spec.rate,
+                started_ns=start_ns, **stride(spec),
+            ),
+            recs.measured,
+        )  # fmt: skip
         return window.close()
     finally:
         engine.dispose()
@@ -459,13 +528,19 @@ async def sleep_until(due_ns: int) -> None:
 
 
 async def run_async(
-    spec: CellSpec, scenario: Scenario, seq: Sequence, recs: Recorders, stopping: threading.Event
+    spec: CellSpec,
+    scenario: Scenario,
+    seq: Sequence,
+    recs: Recorders,
+    stopping: threading.Event,
+    barrier: Callable[[], int] | None = None,
 ) -> tuple[dict[str, Any], float, float]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     options = engine_options(spec, spec.async_url, f"{APP_NAME}:async", scenario.api)
     engine: AsyncEngine = create_async_engine(spec.async_url, **options)
+    configure(engine.sync_engine, spec)
     open_session = async_opener(engine, scenario.api)
     pool = _queue_pool(engine.sync_engine.pool)
     watcher = PoolWatcher(pool, events=spec.instrument)
@@ -495,12 +570,17 @@ async def run_async(
         await asyncio.gather(*(worker(phase, rec) for _ in range(spec.concurrency)))
 
     try:
-        await run_phase(Phase(0, spec.warmup, stopping), recs.warmup)
+        await run_phase(Phase(0, spec.warmup, stopping, **stride(spec)), recs.warmup)
+        start_ns = barrier() if barrier else None  # blocks the loop: nothing else runs yet
         lag = LoopLag() if spec.instrument else None
-        window = Window(spec, watcher)
+        window = Window(spec, watcher, start_ns)
         await run_phase(
-            Phase(spec.warmup, len(seq), stopping, spec.duration, spec.rate), recs.measured
-        )
+            Phase(
+                spec.warmup, len(seq), stopping, spec.duration, spec.rate,
+                started_ns=start_ns, **stride(spec),
+            ),
+            recs.measured,
+        )  # fmt: skip
         report, wall, cpu = window.close()
         if lag:
             report["loop_lag"] = await lag.stop()
@@ -534,28 +614,42 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
         with Session(admin) as session:
             seq.data = scenario.seed(session, seq.counts(), spec.options)
         result["seed_s"] = time.perf_counter() - seed_t0
+        admin.dispose()  # hold no connection while measuring: the cell's pool may need them all
         recs = Recorders(Recorder(seq.kinds, False), Recorder(seq.kinds, spec.instrument))
-        if spec.mode == "sync":
+        split: dict[str, Any] = {}
+        if spec.processes > 1:
+            from bench.processes import run_parts
+
+            pool, wall, cpu, split = run_parts(spec, seq, recs, stopping)
+        elif spec.mode == "sync":
             pool, wall, cpu = run_sync(spec, scenario, seq, recs, stopping)
         else:
             pool, wall, cpu = run_loop(spec.loop, run_async(spec, scenario, seq, recs, stopping))
         result.update(_measurements(spec, scenario, seq, recs.measured, wall))
-        cpu_share = cpu / wall if wall > 0 else 0.0
+        # CPU share of one core per client process: with several, judged process by process
+        cpu_share = cpu / wall / spec.processes if wall > 0 else 0.0
+        client_bound = split.get("client_bound", cpu_share >= CLIENT_BOUND_SHARE)
         result.update(
-            status="interrupted" if stopping.is_set() else "ok",
+            status="interrupted" if stopping.is_set() or split.get("interrupted") else "ok",
             warmup={"completed": recs.warmup.completed, "failed": recs.warmup.failures},
             pool=pool,
             client={
+                "processes": spec.processes,
                 "cpu_s": cpu,
                 "cpu_share": cpu_share,
-                "client_bound": cpu_share >= CLIENT_BOUND_SHARE,
+                "client_bound": client_bound,
                 "loop_lag": pool.pop("loop_lag", None),
+                "peak_rss_mb": peak_rss_mb(),
+                **({"per_process": split["processes"]} if split else {}),
             },
         )
-        issued = sum(r.completed + r.failures for r in (recs.warmup, recs.measured))
+        issued = split.get(
+            "issued_upto", sum(r.completed + r.failures for r in (recs.warmup, recs.measured))
+        )
         failed = frozenset(recs.warmup.failed_indices | recs.measured.failed_indices)
+        outcome = Outcome(seq, issued, failed, split.get("not_issued", frozenset()))
         with Session(admin) as session:
-            problems = scenario.verify(session, seq.data, Outcome(seq, issued, failed))
+            problems = scenario.verify(session, seq.data, outcome)
         result["verify"] = {"ok": not problems, "problems": problems}
     except BaseException as exc:  # the cell's own failure: record it, never lose the rest
         result["status"] = "interrupted" if isinstance(exc, KeyboardInterrupt) else "crashed"
@@ -571,6 +665,13 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
             admin.dispose()
     result["wall_s"] = time.time() - started
     return result
+
+
+def peak_rss_mb() -> float:
+    """The most resident memory this process has used so far (Linux reports kilobytes)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_loop(loop: str, coro: Coroutine[Any, Any, T]) -> T:

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench import __version__
-from bench.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, EXIT_USAGE, BenchError, UsageError, scrub
+from bench.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_RUNTIME,
+    EXIT_USAGE,
+    BenchError,
+    UsageError,
+    register_url_secrets,
+    scrub,
+)
 
 DEFAULT_POOL_SIZES = "1,2,4,8,16,32"
 DEFAULT_OPS = 2000
@@ -152,6 +160,37 @@ def build_parser() -> Parser:
         help="open loop: start R operations per second per cell at fixed intended times; "
         "latency counts from the intended start (default: closed loop)",
     )
+    faults = run.add_argument_group("faults")
+    faults.add_argument(
+        "--op-timeout",
+        type=_number(float, 0.001, "--op-timeout", 86_400),
+        default=None,
+        metavar="S",
+        help="the server cancels any statement running longer than S seconds; counted as "
+        "'timeout' (PostgreSQL statement_timeout, MariaDB max_statement_time, MySQL "
+        "max_execution_time; not on SQLite)",
+    )
+    faults.add_argument(
+        "--pool-pre-ping",
+        action="store_true",
+        help="test every connection as it leaves the pool and replace a dead one, so a "
+        "restarted server or a killed backend costs a reconnect instead of a failed operation",
+    )
+    faults.add_argument(
+        "--busy-timeout",
+        type=_number(float, 0, "--busy-timeout", 3600),
+        default=None,
+        metavar="S",
+        help="SQLite: seconds a writer waits for the database lock before 'locked' "
+        "(default: 30); transactions begin IMMEDIATE",
+    )
+    faults.add_argument(
+        "--resume",
+        metavar="RESULTS",
+        help="finish an interrupted run: re-run only the cells that are missing or interrupted "
+        "in RESULTS (its plan and options are reused; give the database again), into a new "
+        "run folder",
+    )
     run.add_argument(
         "--no-record",
         dest="record",
@@ -165,6 +204,14 @@ def build_parser() -> Parser:
         default=10.0,
         metavar="HZ",
         help="how often the pool's counters are sampled during a cell (default: 10)",
+    )
+    run.add_argument(
+        "--processes",
+        type=_number(int, 1, "--processes", 256),
+        default=1,
+        metavar="N",
+        help="split each cell's workers and pool across N client processes started together, "
+        "their histograms merged exactly (default: 1)",
     )
     run.add_argument(
         "--seed",
@@ -403,6 +450,24 @@ def _scenario_options(pairs: list[str]) -> dict[str, str]:
     return given
 
 
+def _check_kind_options(args: argparse.Namespace, kind: str) -> None:
+    if args.op_timeout is not None and kind == "sqlite":
+        raise UsageError("--op-timeout: SQLite cannot cancel a statement on a timer")
+    if args.busy_timeout is not None and kind != "sqlite":
+        raise UsageError(f"--busy-timeout applies to SQLite, not {kind}")
+
+
+def _check_same_database(config: dict[str, Any], where: Any) -> None:
+    """A resumed run continues on the database it started on (an embedded one is new anyway)."""
+    if config.get("database_source") == "embedded" and where.source == "embedded":
+        return
+    if config.get("database") != where.display:
+        raise UsageError(
+            f"the run to resume was measured on {config.get('database')}, not {where.display}: "
+            "give the same database (--dburl, --db or DATABASE_URL)"
+        )
+
+
 def _check_loop(loop: str) -> None:
     if loop == "uvloop":
         try:
@@ -430,15 +495,19 @@ def _add_target_args(command: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench import console, results
+    from bench import console, micro, results
 
     paths = [Path(p) for p in args.results] or [results.newest_run(Path(args.results_dir))]
     for path in paths:  # refuse any bad file before drawing anything
-        results.load(path)
+        if micro.read(path) is None:  # a pytest-benchmark file gets a page of its own
+            results.load(path)
     from bench import report
 
     for path in paths:
-        page = report.build(path, Path(args.reports_dir), args.pool_size)
+        if micro.read(path) is not None:
+            page = micro.build(path, Path(args.reports_dir))
+        else:
+            page = report.build(path, Path(args.reports_dir), args.pool_size)
         console.out.print(f"report: {page}")
     return 0
 
@@ -596,10 +665,36 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# what a run's command line says about where, how and to what it writes: not part of its plan
+NOT_PLAN = {
+    "command", "handler", "dburl", "db", "sqlite_path", "resume", "results_dir", "reports_dir",
+    "report", "keep_tables",
+}  # fmt: skip
+
+
+def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, Any] | None]:
+    """With ``--resume``: the plan of the earlier run, the database and folders of this one."""
+    if not args.resume:
+        return args, None
+    from bench import results
+
+    previous = results.load(Path(args.resume))
+    plan_args = previous["config"].get("plan_args")
+    if not isinstance(plan_args, dict):
+        raise UsageError(f"{args.resume} does not record its plan (older asyncbench?): rerun it")
+    return argparse.Namespace(**{**vars(args), **plan_args, "resume": args.resume}), previous
+
+
+def _cell_key(cell: dict[str, Any]) -> tuple[Any, ...]:
+    key = cell["cell"]
+    return (key["mode"], key["pool_size"], key["max_overflow"], key["concurrency"], key["trial"])
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bench import console, plan, results, runner, scenario, stats, target
     from bench.cell import CellSpec
 
+    args, previous = _resumed(args)
     pool_sizes = plan.parse_pool_sizes(args.pool_sizes)
     concurrency = plan.parse_concurrency(args.concurrency)
     if args.sqlite_path and args.db != "sqlite":
@@ -612,6 +707,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     cells = plan.build(
         pool_sizes, concurrency, args.max_overflow, args.trials, args.warmup, modes=modes
     )
+    kept: list[dict[str, Any]] = []
+    if previous is not None:
+        planned_keys = {c.key() for c in cells}
+        kept = [
+            c
+            for c in previous["cells"]
+            if c.get("status") in ("ok", "crashed") and _cell_key(c) in planned_keys
+        ]
+        finished = {_cell_key(c) for c in kept}
+        cells = [c for c in cells if c.key() not in finished]
+        console.err.print(
+            f"resuming {previous.get('run_id')}: {len(kept)} cells kept, {len(cells)} to run"
+        )
+    if args.processes > 1:
+        smallest = min(min(pool_sizes), min(c.concurrency for c in cells) if cells else 1)
+        if smallest < args.processes:
+            raise UsageError(
+                f"--processes {args.processes}: every pool size and worker count must be at "
+                f"least {args.processes} (the smallest is {smallest})"
+            )
+    if args.op_timeout is not None and args.db == "sqlite":
+        raise UsageError("--op-timeout: SQLite cannot cancel a statement on a timer")
     results_dir = Path(args.results_dir)
     results.check_writable(results_dir)
 
@@ -620,10 +737,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         where = stack.enter_context(target.resolve(args.dburl, args.db, args.sqlite_path))
         where = where.with_drivers(args.sync_driver, args.async_driver)
         found.check_database(where.kind)
+        _check_kind_options(args, where.kind)
+        if previous is not None:
+            _check_same_database(previous["config"], where)
         server_version = target.probe(where)
         short_version = server_version.split(" on ")[0]
         stack.enter_context(target.exclusive(where))
         console.err.print(f"database: {where.display} ({where.source}), {short_version}")
+        need = max(pool_sizes) + args.max_overflow + 2
+        preflight = target.connection_headroom(where, need)
+        for line in preflight:
+            console.err.print(f"[yellow]warning:[/yellow] {line}")
         run_dir = results.new_run_dir(results_dir, found.name)
         config = {
             "scenario": found.name,
@@ -653,7 +777,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             "loop": "open" if args.rate else "closed",
             "record": args.record,
             "sample_hz": args.sample_hz,
-            "cells_planned": len(cells),
+            "processes": args.processes,
+            "op_timeout": args.op_timeout,
+            "pool_pre_ping": args.pool_pre_ping,
+            "busy_timeout": args.busy_timeout,
+            "preflight": preflight,
+            "cells_planned": len(cells) + len(kept),
+            "resumed_from": previous.get("run_id") if previous else None,
+            "plan_args": {k: v for k, v in vars(args).items() if k not in NOT_PLAN},
             "command": " ".join(scrub(a) for a in sys.argv),
         }
         run = runner.Run(
@@ -664,7 +795,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 "status": "running",
                 "environment": results.environment(server_version),
                 "config": config,
-                "cells": [],
+                "cells": list(kept),
             },
         )
         template = CellSpec.for_target(
@@ -681,6 +812,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             options=options,
             loop=args.loop,
             prepared_statements=args.prepared_statements == "on",
+            pool_pre_ping=args.pool_pre_ping,
+            op_timeout=args.op_timeout,
+            busy_timeout=30.0 if args.busy_timeout is None else args.busy_timeout,
+            processes=args.processes,
         )
         with console.progress() as bar:
             task = bar.add_task("", total=len(cells))
@@ -691,6 +826,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             runner.run_plan(run, cells, template, on_cell_done=done, keep_last=args.keep_tables)
     wall = time.perf_counter() - started
     run.document["wall_s"] = wall
+    if kept:  # the plan's order, kept and new cells together
+        order = {
+            c.key(): n
+            for n, c in enumerate(
+                plan.build(
+                    pool_sizes, concurrency, args.max_overflow, args.trials, args.warmup, modes
+                )
+            )
+        }
+        run.document["cells"].sort(key=lambda c: order.get(_cell_key(c), len(order)))
     run.save()
 
     document = run.document
@@ -698,7 +843,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     document["summary"] = rows
     run.save()
     amount = f"{args.duration:g} s" if args.duration else f"{ops} operations"
-    title = f"{found.name} on {short_version} ({where.display}), {amount} per cell"
+    title = (
+        f"{found.name} on {short_version} ({where.display}), {amount} per cell\n"
+        f"{results.setup_line(config)}"
+    )
     console.out.print(console.summary_table(rows, title))
     console.out.print(console.ratio_table(rows, args.trials))
     for line in console.warnings(document["cells"], rows):
@@ -728,6 +876,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # way Ctrl-C does: what was measured is written and every process we started is stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    register_url_secrets(sys.argv[1:] if argv is None else argv)  # before any message
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

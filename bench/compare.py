@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
+from bench.errors import RunError, UsageError
 from bench.stats import bootstrap_ratio
 from bench.style import STYLE
 
@@ -153,7 +153,11 @@ def write_html(
     """reports/compare-<A>-vs-<B>/index.html"""
     folder = out / f"compare-{a.get('run_id')}-vs-{b.get('run_id')}"
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:  # e.g. a --reports-dir that is a file, or read-only
+        reason = exc.strerror or type(exc).__name__
+        raise RunError(f"reports folder {out} is not writable: {reason}") from None
     e = html.escape
     head = "".join(
         f"<th>{h}</th>"

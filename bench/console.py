@@ -83,8 +83,11 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
         table.add_column(name, justify="right")
     table.add_column("sync p99", justify="right")
     table.add_column("async p99", justify="right")
+    failures = any(row.get("sync_errors") or row.get("async_errors") for row in rows)
+    if failures:
+        table.add_column("failed operations, by class (all trials)")
     for row in rows:
-        table.add_row(
+        cells = [
             str(row["pool_size"]),
             str(row["concurrency"]),
             _fmt_ops(row["sync_ops_s"]),
@@ -92,7 +95,16 @@ def summary_table(rows: list[dict[str, Any]], title: str) -> Table:
             _fmt_ratio(row["ratio"]),
             _fmt_ms(row["sync_p99_us"]),
             _fmt_ms(row["async_p99_us"]),
-        )
+        ]
+        if failures:
+            cells.append(
+                "; ".join(
+                    f"{mode}: " + ", ".join(f"{k} x{v}" for k, v in row[f"{mode}_errors"].items())
+                    for mode in ("sync", "async")
+                    if row.get(f"{mode}_errors")
+                )
+            )
+        table.add_row(*cells)
     return table
 
 

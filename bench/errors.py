@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
@@ -35,6 +36,16 @@ def register_secret(secret: str | None) -> None:
     """Remember a secret (a password) so that :func:`scrub` removes it from any text."""
     if secret:
         _secrets.add(secret)
+
+
+def register_url_secrets(texts: Iterable[str]) -> None:
+    """Remember the password of every URL among ``texts`` (the command line), however malformed
+    (a '/', ':' or space in it), so that no message, argparse's included, can echo it."""
+    for text in texts:
+        _, sep, rest = text.partition("://")
+        userinfo = rest.rpartition("@")[0] if sep else ""
+        if ":" in userinfo:
+            register_secret(userinfo.split(":", 1)[1])
 
 
 def scrub(text: str) -> str:

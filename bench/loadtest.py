@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from bench.errors import RunError, UsageError
+from bench.errors import EXIT_USAGE, RunError, UsageError
 from bench.recorder import merge_encoded
 from bench.stats import latency_summary
 
@@ -41,7 +42,11 @@ RUN_TIME = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
 
 def check_host(url: str, allow_remote: bool) -> str:
     """A service URL that is loopback (or any host with --allow-remote)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number, or out of range, raises too
+    except ValueError:  # e.g. an unclosed IPv6 bracket: http://[::1
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"--host: expected a URL such as http://127.0.0.1:8000, got {url!r}")
     if not allow_remote and not is_loopback(parts.hostname):
@@ -64,6 +69,8 @@ def is_loopback(host: str) -> bool:
 def check_run_time(text: str) -> str:
     if not text or not RUN_TIME.match(text):
         raise UsageError(f"--run-time: expected a duration such as 30s, 2m or 1h30m, got {text!r}")
+    if not any(digit in text for digit in "123456789"):  # Locust takes 0 as "no time limit"
+        raise UsageError(f"--run-time must be longer than 0, got {text!r}")
     return text
 
 
@@ -117,7 +124,7 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes] | None, limit: float = 
 @contextlib.contextmanager
 def service(args: Any, processes: Processes) -> Iterator[str]:
     """The service to load: the one at --host, or one started here on a free loopback port."""
-    if args.host:
+    if args.host is not None:  # --host "" is a bad URL, not "start one"
         url = check_host(args.host, args.allow_remote)
         wait_healthy(url, None, limit=10)
         yield url
@@ -128,13 +135,41 @@ def service(args: Any, processes: Processes) -> Iterator[str]:
         value = getattr(args, flag, None)
         if value is not None:
             cmd += [f"--{flag.replace('_', '-')}", str(value)]
-    proc = processes.start("service", cmd)
+    proc = processes.start("service", cmd, stderr=subprocess.PIPE)
+    held: list[str] = []
+    relay = threading.Thread(target=_relay_stderr, args=(proc, held), daemon=True)
+    relay.start()
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc)
+    try:
+        wait_healthy(url, proc)
+    except RunError:
+        relay.join(timeout=5)
+        if proc.poll() is None or not held:
+            raise
+        # the service said why it stopped, in one line: say it once, as our own error
+        error = UsageError if proc.returncode == EXIT_USAGE else RunError
+        reason = held[-1].removeprefix("bench: error: ")
+        raise error(f"the service did not start: {reason}") from None
     try:
         yield url
     finally:
         processes.stop(proc)
+        relay.join(timeout=5)
+        for line in held:
+            print(line, file=sys.stderr, flush=True)
+
+
+def _relay_stderr(proc: subprocess.Popen[bytes], held: list[str]) -> None:
+    """Copy the service's stderr to ours as it comes, except its own last words (``bench:
+    error: ...``), held back so that a service that cannot start ends in one line, not two."""
+    assert proc.stderr is not None
+    for raw in proc.stderr:
+        line = raw.decode("utf-8", "replace")
+        if line.startswith("bench: "):
+            held.append(line.strip())
+        else:
+            sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def locust_command(args: Any, url: str, run_dir: Path | None, master_port: int) -> list[str]:

@@ -39,6 +39,10 @@ class PlannedCell:
     warmup: int
     trial: int
 
+    def key(self) -> tuple[str, int, int, int, int]:
+        """What identifies the cell in a run; a result's ``cell`` gives the same key."""
+        return (self.mode, self.pool_size, self.max_overflow, self.concurrency, self.trial)
+
 
 def parse_pool_sizes(text: str) -> list[int]:
     sizes = []
@@ -72,7 +76,7 @@ def parse_concurrency(text: str) -> Concurrency:
             f"--concurrency: expected a number of workers (8), a multiple of the pool (2x) "
             f"or 'pool', got {text!r}"
         ) from None
-    if value <= 0:
+    if not value > 0:  # NaN too ("nanx")
         raise UsageError(f"--concurrency must be positive, got {text!r}")
     if value > 10_000:
         raise UsageError(f"--concurrency {text!r} is unreasonably large (max 10000 workers)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
@@ -72,6 +73,7 @@ class Recorder:
     """
 
     BATCH = 64
+    SHARED = ("wait", "rest", "service", "start_delay")  # histograms over all kinds
 
     def __init__(self, kinds: list[str], histograms: bool = True):
         self.kinds = kinds
@@ -143,6 +145,37 @@ class Recorder:
     @property
     def failures(self) -> int:
         return sum(t.failed for t in self.tallies)
+
+    def export(self) -> dict[str, Any]:
+        """Everything recorded, as JSON, for :meth:`absorb` in another process."""
+        return {
+            "ok": [t.ok for t in self.tallies],
+            "failed": [t.failed for t in self.tallies],
+            "histograms": [encode(t.histogram) for t in self.tallies],
+            **{name: encode(getattr(self, name)) for name in self.SHARED},
+            "late": self.late,
+            "errors": self.errors,
+            "error_samples": self.error_samples,
+            "failed_indices": sorted(self.failed_indices),
+        }
+
+    def absorb(self, exported: dict[str, Any]) -> None:
+        """Add another recorder's :meth:`export`: counts summed, histograms added bucket by
+        bucket (exact: the merged percentiles are those of all the values together)."""
+        for tally, ok, failed, text in zip(
+            self.tallies, exported["ok"], exported["failed"], exported["histograms"], strict=True
+        ):
+            tally.ok += ok
+            tally.failed += failed
+            tally.histogram.add(decode(text))
+        for name in self.SHARED:
+            getattr(self, name).add(decode(exported[name]))
+        self.late += exported["late"]
+        for error_class, n in exported["errors"].items():
+            self.errors[error_class] = self.errors.get(error_class, 0) + n
+        for error_class, message in exported["error_samples"].items():
+            self.error_samples.setdefault(error_class, message)
+        self.failed_indices.update(exported["failed_indices"])
 
     def overall(self) -> HdrHistogram:
         merged = new_histogram()

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import charts, frame
+from bench import charts, frame, micro
 from bench.console import warnings
-from bench.errors import RunError
-from bench.results import RESULTS_FILE, load
+from bench.errors import RunError, UsageError
+from bench.results import RESULTS_FILE, load, sides
 from bench.style import STYLE
 
 # Marks the page with how many charts loaded, and says so in place of any that did not.
@@ -61,11 +61,15 @@ def build(results_path: Path, reports_dir: Path, pool_size: int | None = None) -
     """Write ``reports/<run id>/index.html`` and its charts; return the page's path."""
     document = load(results_path)
     run_dir = results_path.parent if results_path.is_file() else results_path
-    run_id = str(document.get("run_id") or run_dir.name)
+    run_id = str(document.get("run_id") or run_dir.resolve().name or "run")  # never "": reports/
     out = reports_dir / run_id
     tmp = reports_dir / f".{run_id}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:  # e.g. a --reports-dir that is a file, or read-only
+        reason = exc.strerror or type(exc).__name__
+        raise RunError(f"reports folder {reports_dir} is not writable: {reason}") from None
     sizes = frame.pool_sizes(document)
     chosen = _choose(sizes, pool_size)
     drawn: list[tuple[str, str, str]] = []
@@ -90,7 +94,7 @@ def build(results_path: Path, reports_dir: Path, pool_size: int | None = None) -
             drawn.append((name, title, CHART_CAPTIONS[name]))
         else:
             missing.append(title)
-    page = render(document, drawn, missing, run_dir)
+    page = render(document, drawn, missing, run_dir, tmp)
     (tmp / "index.html").write_text(page, encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -101,7 +105,7 @@ def _choose(sizes: list[int], wanted: int | None) -> int:
     if wanted is not None and wanted in sizes:
         return wanted
     if wanted is not None:
-        raise RunError(f"pool size {wanted} is not in this run (it has {sizes})")
+        raise UsageError(f"pool size {wanted} is not in this run (it has {sizes})")
     return sizes[len(sizes) // 2] if sizes else 0
 
 
@@ -221,13 +225,18 @@ def _pct(ratio: float) -> str:
 
 
 def render(
-    document: dict[str, Any], drawn: list[tuple[str, str, str]], missing: list[str], run_dir: Path
+    document: dict[str, Any],
+    drawn: list[tuple[str, str, str]],
+    missing: list[str],
+    run_dir: Path,
+    out: Path | None = None,
 ) -> str:
     config = document.get("config", {})
     env = document.get("environment", {})
     e = html.escape
     server = str(env.get("server_version") or "?").split(" on ")[0]
     headline, lines = verdict_lines(document)
+    sync_side, async_side = sides(config)
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>asyncbench {e(str(document.get('run_id', '')))}</title>",
@@ -240,10 +249,21 @@ def render(
         ),
         f"<p>Run <code>{e(str(document.get('run_id', '')))}</code>, status "
         f"<b>{e(str(document.get('status')))}</b>. The question: for this workload, is "
-        "SQLAlchemy's <span class='async'>async</span> path (AsyncSession, "
-        f"{e(str(config.get('async_driver', '')))}, asyncio) faster or slower than its "
-        f"<span class='sync'>sync</span> path (Session, {e(str(config.get('sync_driver', '')))},"
-        " threads)?</p>",
+        f"SQLAlchemy's <span class='async'>async</span> path ({e(async_side)}) faster or "
+        f"slower than its <span class='sync'>sync</span> path ({e(sync_side)})?"
+        + (
+            f" Prepared statements: {e(str(config.get('prepared_statements')))}."
+            if "prepared_statements" in config
+            else ""
+        )
+        + (
+            " Scenario options: "
+            + e(", ".join(f"{k}={v}" for k, v in config["scenario_options"].items()))
+            + "."
+            if config.get("scenario_options")
+            else ""
+        )
+        + "</p>",
         f"<div class='verdict'><p><b>{e(headline)}</b></p><ul>",
         *(f"<li>{e(line)}</li>" for line in lines),
         "</ul></div>",
@@ -269,7 +289,7 @@ def render(
     if document["cells"]:
         parts.append("<h2 id='cells'>Every cell</h2>")
         parts.append(cells_table(document))
-    parts += extra_sections(run_dir)
+    parts += extra_sections(run_dir, out)
     parts.append("<h2 id='environment'>Environment</h2>")
     parts.append(_kv_table({**env, "packages": env.get("packages")}))
     parts.append("<h2 id='configuration'>Configuration</h2>")
@@ -333,8 +353,10 @@ def _kv_table(mapping: dict[str, Any]) -> str:
     return f"<table>{''.join(rows)}</table>"
 
 
-def extra_sections(run_dir: Path) -> list[str]:
-    """Locust CSV output and pytest-benchmark JSON found in the run's folder, when present."""
+def extra_sections(run_dir: Path, out: Path | None = None) -> list[str]:
+    """Locust CSV output and pytest-benchmark JSON found in the run's folder, and the newest
+    micro-benchmark file of results/ (``results/micro-*.json``), when present; the
+    micro-benchmark charts are drawn into ``out``."""
     parts = []
     locust = sorted(run_dir.glob("*_stats.csv"))
     if locust:
@@ -343,36 +365,8 @@ def extra_sections(run_dir: Path) -> list[str]:
             parts.append(f"<p><code>{html.escape(path.name)}</code></p>")
             parts.append(_csv_table(path))
     benchmarks = [p for p in sorted(run_dir.glob("*.json")) if p.name != RESULTS_FILE]
-    rows = []
-    for path in benchmarks:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(data, dict):
-            continue
-        for bench in data.get("benchmarks") or []:
-            stats = bench.get("stats") or {}
-            rows.append(
-                (bench.get("fullname") or bench.get("name"), stats.get("min"), stats.get("mean"),
-                 stats.get("median"), stats.get("max"), stats.get("rounds"))
-            )  # fmt: skip
-    if rows:
-        parts.append("<h2 id='microbenchmarks'>Micro-benchmarks (pytest-benchmark)</h2><table>")
-        parts.append(
-            "<tr><th class='l'>benchmark</th><th>min µs</th><th>mean µs</th><th>median µs</th>"
-            "<th>max µs</th><th>rounds</th></tr>"
-        )
-        for name, lo, avg, med, hi, rounds in rows:
-            cells = [html.escape(str(name))] + [
-                f"{v * 1e6:,.1f}" if isinstance(v, (int, float)) else "" for v in (lo, avg, med, hi)
-            ]
-            parts.append(
-                f"<tr><td class='l'>{cells[0]}</td>"
-                + "".join(f"<td>{c}</td>" for c in cells[1:])
-                + f"<td>{html.escape(str(rounds))}</td></tr>"
-            )
-        parts.append("</table>")
+    newest = micro.newest(run_dir.resolve().parent)  # results/
+    parts += micro.sections([*benchmarks, *([newest] if newest else [])], out)
     return parts
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,15 +43,26 @@ def new_run_dir(results_dir: Path, scenario: str) -> Path:
     raise RunError(f"could not find a free run folder name under {results_dir}")
 
 
+MIN_FREE_MB = 16  # a run document with its histograms takes a few megabytes
+
+
 def check_writable(folder: Path) -> None:
-    """Fail before measuring anything when results cannot be written."""
+    """Fail before measuring anything when results cannot be written: a folder that cannot be
+    created or written, or a disk with too little room left for a run's documents."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
-            pass
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as probe:
+            probe.write(b"\0" * 65536)
+            probe.flush()
+            os.fsync(probe.fileno())
+        free_mb = shutil.disk_usage(folder).free / 2**20
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise RunError(f"results folder {folder} is not writable: {reason}") from None
+    if free_mb < MIN_FREE_MB:
+        raise RunError(
+            f"results folder {folder} has {free_mb:.1f} MB free; a run needs {MIN_FREE_MB} MB"
+        )
 
 
 def write_atomic(path: Path, document: dict[str, Any]) -> None:
@@ -86,6 +98,11 @@ def load(path: Path) -> dict[str, Any]:
         )
     if not isinstance(document.get("cells"), list):
         raise UsageError(f"{path} is missing its cells")
+    run_id = document.get("run_id")
+    if run_id is not None and (
+        str(run_id) in ("", ".", "..") or any(c in str(run_id) for c in "/\\\0")
+    ):  # it names the report's folder, which is replaced: a path could reach outside reports/
+        raise UsageError(f"{path} has run_id {run_id!r}, which is not a plain folder name")
     return document
 
 

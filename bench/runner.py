@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cell import CellSpec, spec_json
-from bench.errors import scrub
+from bench.errors import RunError, scrub
 from bench.plan import PlannedCell
 from bench.results import RESULTS_FILE, scrubbed, write_atomic
 
@@ -37,7 +37,14 @@ class Run:
         return self.run_dir / RESULTS_FILE
 
     def save(self) -> None:
-        write_atomic(self.path, scrubbed(self.document))
+        """Write the document atomically; on failure the last good copy stays in place."""
+        try:
+            write_atomic(self.path, scrubbed(self.document))
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise RunError(
+                f"cannot write {self.path}: {reason} (the last complete copy is kept)"
+            ) from None
 
 
 def run_plan(
@@ -125,12 +132,18 @@ def _read_result(spec: CellSpec, out_path: str, returncode: int, stderr: bytes) 
     except (OSError, json.JSONDecodeError):
         pass
     tail = scrub(stderr.decode(errors="replace").strip().splitlines()[-1]) if stderr.strip() else ""
+    if returncode < 0:
+        try:
+            how = f"killed by signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            how = f"killed by signal {-returncode}"
+    else:
+        how = f"exited with code {returncode} before writing its result"
     return {
         "cell": spec.key(),
         "status": "crashed",
         "error": {
             "class": "ProcessDied",
-            "message": f"cell process exited with code {returncode}"
-            + (f": {tail}" if tail else ""),
+            "message": f"cell process {how}" + (f": {tail}" if tail else ""),
         },
     }

@@ -218,13 +218,15 @@ class Outcome:
     """Which operations of a sequence ran and which of those failed, for ``verify``."""
 
     sequence: Sequence
-    issued: int  # operations 0 .. issued-1 were started
+    issued: int  # operations 0 .. issued-1 were started (but for those in not_issued)
     failed: frozenset[int]
+    not_issued: frozenset[int] = frozenset()  # gaps a cell split across processes may leave
 
     def succeeded_keys(self, kind: str) -> Iterator[int]:
         code = self.sequence.kinds.index(kind)
+        skipped = self.failed | self.not_issued
         for i in range(self.issued):
-            if self.sequence.codes[i] == code and i not in self.failed:
+            if self.sequence.codes[i] == code and i not in skipped:
                 yield self.sequence.keys[i]
 
     def succeeded(self, kind: str) -> int:

@@ -147,6 +147,11 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"{mode}_client_bound"] = any(
                 (c.get("client") or {}).get("client_bound") for c in done
             )
+            errors: dict[str, int] = {}
+            for c in done:
+                for name, n in (c.get("errors") or {}).items():
+                    errors[name] = errors.get(name, 0) + n
+            row[f"{mode}_errors"] = dict(sorted(errors.items()))
         for name in ("ops_s", "p50_us", "p99_us"):
             row[f"ratio_{name}"] = bootstrap_ratio(series["async"][name], series["sync"][name])
         row["ratio"] = row["ratio_ops_s"][0] if row["ratio_ops_s"] else None

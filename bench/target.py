@@ -35,25 +35,39 @@ ASYNC_DRIVERS = tuple(dict.fromkeys(d for _, aio in DRIVERS.values() for d in ai
 _ALIASES = {"postgres": "postgresql", "mariadb": "mysql"}  # Heroku-style URLs; MariaDB
 
 
-def connect_args(url: URL, tag: str, timeout: int = 10, prepared: bool = True) -> dict[str, Any]:
+def connect_args(
+    url: URL,
+    tag: str,
+    timeout: int = 10,
+    prepared: bool = True,
+    statement_timeout: float | None = None,
+    busy_timeout: float = 30.0,
+) -> dict[str, Any]:
     """What each driver needs to tag its connections (``application_name`` in pg_stat_activity,
-    ``program_name`` in MySQL's connection attributes), time out connecting, and optionally not
-    prepare statements (asyncpg's and SQLAlchemy's statement caches; psycopg's auto-prepare)."""
+    ``program_name`` in MySQL's connection attributes), time out connecting, optionally not
+    prepare statements (asyncpg's and SQLAlchemy's statement caches; psycopg's auto-prepare) and,
+    on PostgreSQL, have the server cancel statements running longer than ``statement_timeout``
+    seconds (MySQL's equivalent is set per connection by the harness; SQLite has none)."""
     driver = url.get_driver_name()
-    if driver == "psycopg2":
-        return {"application_name": tag, "connect_timeout": timeout}
-    if driver == "psycopg":
+    server_settings = {"application_name": tag}
+    if statement_timeout is not None:
+        server_settings["statement_timeout"] = str(max(1, round(statement_timeout * 1000)))
+    if driver in ("psycopg2", "psycopg"):
         args: dict[str, Any] = {"application_name": tag, "connect_timeout": timeout}
-        return args if prepared else {**args, "prepare_threshold": None}
+        if statement_timeout is not None:
+            args["options"] = f"-c statement_timeout={server_settings['statement_timeout']}"
+        if driver == "psycopg" and not prepared:
+            args["prepare_threshold"] = None
+        return args
     if driver == "asyncpg":
-        args = {"server_settings": {"application_name": tag}, "timeout": timeout}
+        args = {"server_settings": server_settings, "timeout": timeout}
         if not prepared:
             args.update(prepared_statement_cache_size=0, statement_cache_size=0)
         return args
     if driver in ("pymysql", "aiomysql"):
         return {"program_name": tag, "connect_timeout": timeout}
     if driver in ("pysqlite", "aiosqlite"):
-        return {"timeout": 30}  # busy timeout, seconds
+        return {"timeout": busy_timeout}  # seconds a writer waits for a lock before failing
     return {}
 
 
@@ -361,3 +375,69 @@ def exclusive(target: Target) -> Iterator[None]:
                 conn.commit()
     finally:
         engine.dispose()
+
+
+def connection_headroom(target: Target, need: int) -> list[str]:
+    """Pre-flight: warnings when the server, the database or the role will refuse some of the
+    ``need`` connections a cell opens at its largest (pool + overflow + the harness's own two).
+    Refused connections are then counted as ``server_conn_limit`` errors, not a crash."""
+    if target.kind == "sqlite":
+        return []
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(
+        target.sync_url,
+        poolclass=NullPool,
+        connect_args=connect_args(target.sync_url, "asyncbench:preflight"),
+    )
+    limits: list[tuple[str, int, int]] = []  # (what, limit, connections open now)
+    try:
+        with engine.connect() as conn:
+            if target.kind == "postgresql":
+                row = conn.execute(text(PG_LIMITS)).one()
+                if row.role_limit >= 0:
+                    role = f"the role {row.role!r} (CONNECTION LIMIT)"
+                    limits.append((role, row.role_limit, row.role_used))
+                if row.db_limit >= 0:
+                    database = f"the database {row.db!r} (CONNECTION LIMIT)"
+                    limits.append((database, row.db_limit, row.db_used))
+                reserved = 0 if row.superuser else row.reserved  # kept for superusers
+                server_limit = row.max_connections - reserved
+                limits.append(("the server (max_connections)", server_limit, row.in_use))
+            else:
+                row = conn.execute(text(MYSQL_LIMITS)).one()
+                if row.user_limit > 0:
+                    limits.append(("the user (max_user_connections)", row.user_limit, row.mine))
+                limits.append(("the server (max_connections)", row.max_connections, row.in_use))
+    except Exception as exc:
+        return [f"could not read the server's connection limits: {_reason(exc)}"]
+    finally:
+        engine.dispose()
+    return [
+        f"{what} allows {limit} connections and {used} are open; the largest cell needs up to "
+        f"{need} (pool + overflow + 2 of the harness's own): expect server_conn_limit errors"
+        for what, limit, used in limits
+        if used + need > limit
+    ]
+
+
+PG_LIMITS = """
+select r.rolname as role, r.rolconnlimit as role_limit,
+       (select count(*) from pg_stat_activity where usename = current_user) - 1 as role_used,
+       r.rolsuper as superuser,
+       d.datname as db, d.datconnlimit as db_limit,
+       (select count(*) from pg_stat_activity where datname = current_database()) - 1 as db_used,
+       current_setting('max_connections')::int as max_connections,
+       current_setting('superuser_reserved_connections')::int as reserved,
+       (select count(*) from pg_stat_activity where backend_type = 'client backend') - 1
+           as in_use
+from pg_roles r, pg_database d
+where r.rolname = current_user and d.datname = current_database()
+"""
+
+MYSQL_LIMITS = """
+select @@max_user_connections as user_limit, @@max_connections as max_connections,
+       (select count(*) from information_schema.processlist) - 1 as in_use,
+       (select count(*) from information_schema.processlist where user = current_user()) - 1
+           as mine
+"""

@@ -64,14 +64,15 @@ def pg_url() -> Iterator[str]:
 
 
 def harness_connections(url: str) -> list[str]:
-    """application_name of every connection the harness left open on the server."""
+    """application_name of every connection the harness left open on the url's database."""
     engine = engine_for(url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
                 text(
                     "select application_name from pg_stat_activity "
-                    "where application_name like 'asyncbench%' and pid <> pg_backend_pid()"
+                    "where application_name like 'asyncbench%' and pid <> pg_backend_pid() "
+                    "and datname = current_database()"
                 )
             )
             return [r[0] for r in rows]
