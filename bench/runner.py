@@ -119,7 +119,10 @@ def run_cell_process(spec: CellSpec) -> tuple[dict[str, Any], bool]:
             proc.wait()
         if os.path.exists(out_path):
             os.unlink(out_path)
-    if interrupted and result.get("status") == "ok":
+    died = (result.get("error") or {}).get("class") == "ProcessDied"
+    if interrupted and (result.get("status") == "ok" or died):
+        # we stopped it: a cell that died of our Ctrl-C (say, before its handlers were in place)
+        # was interrupted, not crashed, and --resume runs it again
         result["status"] = "interrupted"
     return result, interrupted
 

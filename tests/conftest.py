@@ -18,8 +18,31 @@ from sqlalchemy.pool import NullPool
 from bench.target import embedded_postgres, target_from_url
 
 ROOT = Path(__file__).resolve().parent.parent
-MACHINE_PG = os.environ.get("ASYNCBENCH_TEST_DBURL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# pytest-xdist runs the suite in several processes: each gets a database of its own ("test_gw0",
+# "test_gw1", ...), since two runs on one database would wait for each other's lock
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def worker_database(url: str) -> str:
+    """``url`` with this test process's own database (created on first use)."""
+    if not WORKER:
+        return url
+    parsed = make_url(url)
+    own = parsed.set(database=f"{parsed.database}_{WORKER}")
+    engine = engine_for(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            exists = conn.scalar(
+                text("select 1 from pg_database where datname = :d"), {"d": own.database}
+            )
+            if not exists:
+                conn.execute(text(f'create database "{own.database}"'))
+    except Exception:
+        return url  # no server here: the embedded one is per process anyway
+    finally:
+        engine.dispose()
+    return own.render_as_string(hide_password=False)
 
 
 def engine_for(url: str, **kwargs: Any) -> Engine:
@@ -27,6 +50,11 @@ def engine_for(url: str, **kwargs: Any) -> Engine:
     for a bare postgresql:// URL)."""
     target = target_from_url(make_url(url), "test")
     return create_engine(target.sync_url, poolclass=NullPool, **kwargs)
+
+
+MACHINE_PG_BASE = os.environ.get(
+    "ASYNCBENCH_TEST_DBURL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def _reachable(url: str) -> bool:
@@ -39,6 +67,9 @@ def _reachable(url: str) -> bool:
         return False
     finally:
         engine.dispose()
+
+
+MACHINE_PG = worker_database(MACHINE_PG_BASE)
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from bench.models import Base, User
 from bench.scenario import Sequence, load
-from tests.conftest import engine_for, harness_connections
+from tests.conftest import WORKER, engine_for, harness_connections
 from tests.test_run import assert_exact, results_of
 
 MARIADB = os.environ.get("ASYNCBENCH_TEST_MYSQL", "mysql://root@127.0.0.1:3306/test")
@@ -164,8 +165,13 @@ def mariadb() -> str:
         connect_args={"connect_timeout": 3},
     )
     try:
-        with engine.connect():
-            return MARIADB
+        if not WORKER:
+            with engine.connect():
+                return MARIADB
+        own = f"{make_url(MARIADB).database}_{WORKER}"  # one database per xdist worker
+        with engine.connect() as conn:
+            conn.execute(text(f"create database if not exists {own}"))
+        return make_url(MARIADB).set(database=own).render_as_string(hide_password=False)
     except Exception as exc:
         if IN_CI:
             pytest.fail(f"CI needs the machine's MariaDB at {MARIADB}: {exc}")
@@ -182,7 +188,7 @@ def test_mariadb(bench, mariadb: str, tmp_path: Path, name: str) -> None:
     assert_exact(document, OPS)
     assert [c["driver"] for c in document["cells"]] == ["mysql+pymysql", "mysql+aiomysql"]
     assert "MariaDB" in document["environment"]["server_version"]
-    engine = create_engine(MARIADB.replace("mysql://", "mysql+pymysql://", 1), poolclass=NullPool)
+    engine = create_engine(mariadb.replace("mysql://", "mysql+pymysql://", 1), poolclass=NullPool)
     try:
         with Session(engine) as session:
             total = session.scalar(select(func.count()).select_from(User))

@@ -23,7 +23,8 @@ OPS = ("create", "read", "update", "delete", "list")
 def micro_json(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Path:
     """tests/benchmarks run with measuring on, as the README says, but for a few rounds only."""
     path = tmp_path_factory.mktemp("micro") / "micro-20261122T230000Z.json"
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    # pg_url is already this xdist worker's own database: the inner pytest is no worker
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PYTEST_XDIST_WORKER")}
     env["ASYNCBENCH_TEST_DBURL"] = pg_url
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "tests/benchmarks", "-q", "-p", "no:cacheprovider",
