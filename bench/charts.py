@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from bench import frame
-from bench.stats import latency_summary
+from bench.stats import latency_summary, scan
 
 COLORS = {"sync": "#1f6fb4", "async": "#e8710a"}
 LABELS = {"sync": "sync (Session, threads)", "async": "async (AsyncSession, asyncio)"}
@@ -162,10 +162,8 @@ def distribution(document: dict[str, Any], path: Path, sizes: list[int]) -> bool
             histogram = frame.merged(document, mode, pool_size)
             if histogram is None:
                 continue
-            points = [
-                (p, histogram.get_value_at_percentile(p) / 1000)
-                for p in _percentile_points(histogram.get_total_count())
-            ]
+            _, at = scan(histogram, _percentile_points(histogram.get_total_count()))
+            points = [(p, value / 1000) for p, value in sorted(at.items())]
             xs = [1 / (1 - p / 100) for p, _ in points]
             ax.plot(
                 xs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -16,15 +17,46 @@ def latency_summary(histogram: HdrHistogram) -> dict[str, float | int]:
     count = histogram.get_total_count()
     if count == 0:
         return {"count": 0}
+    mean, at = scan(histogram, PERCENTILES)
     out: dict[str, float | int] = {
         "count": count,
-        "mean_us": round(histogram.get_mean_value(), 1),
+        "mean_us": round(mean, 1),
         "min_us": histogram.get_min_value(),
         "max_us": histogram.get_max_value(),
     }
     for p in PERCENTILES:
-        out[f"p{p:g}_us".replace(".", "_")] = histogram.get_value_at_percentile(p)
+        out[f"p{p:g}_us".replace(".", "_")] = at[p]
     return out
+
+
+def scan(histogram: HdrHistogram, percentiles: Iterable[float]) -> tuple[float, dict[float, int]]:
+    """The mean and the values at ``percentiles``: the same figures as ``hdrh``'s
+    ``get_mean_value`` and ``get_value_at_percentile``, in one pass over the buckets instead of
+    one walk per figure (hdrh's mean alone visits every sub-bucket in Python: a tenth of a second
+    per histogram, which made summarising a cell take longer than some cells measure)."""
+    count = histogram.get_total_count()
+    targets = sorted(  # hdrh's get_target_count_at_percentile
+        (max(int(min(p, 100.0) * count / 100 + 0.5), 1), p) for p in percentiles
+    )
+    at: dict[float, int] = {}
+    weighted = seen = k = 0
+    for index, n in enumerate(histogram.counts):
+        if not n:
+            continue
+        value = histogram.get_value_from_index(index)
+        weighted += n * histogram._hdr_median_equiv_value(value)
+        seen += n
+        while k < len(targets) and seen >= targets[k][0]:
+            percentile = targets[k][1]
+            at[percentile] = (
+                histogram.get_highest_equivalent_value(value)
+                if percentile
+                else histogram.get_lowest_equivalent_value(value)
+            )
+            k += 1
+    for _, percentile in targets[k:]:  # an empty histogram
+        at[percentile] = 0
+    return (weighted / count if count else 0.0), at
 
 
 def throughput(completed: int, elapsed_s: float) -> float:

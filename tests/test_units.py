@@ -274,3 +274,24 @@ def test_recorder_batches_are_exact_across_threads() -> None:
     assert rec.completed == expected
     assert rec.overall().get_total_count() == expected
     assert rec.wait.get_total_count() == rec.rest.get_total_count() == expected
+
+
+def test_latency_summary_matches_hdrh_exactly() -> None:
+    """The one-pass summary gives hdrh's own mean and percentiles, value for value."""
+    import random as rnd
+
+    from bench.recorder import new_histogram
+    from bench.stats import PERCENTILES, latency_summary, scan
+
+    rng = rnd.Random(5)
+    for size in (1, 2, 7, 1000, 20000):
+        h = new_histogram()
+        for _ in range(size):
+            h.record_value(int(rng.lognormvariate(7, 1.5)) + 1)
+        summary = latency_summary(h)
+        assert summary["mean_us"] == round(h.get_mean_value(), 1)
+        for p in PERCENTILES:
+            assert summary[f"p{p:g}_us".replace(".", "_")] == h.get_value_at_percentile(p)
+        assert (summary["min_us"], summary["max_us"]) == (h.get_min_value(), h.get_max_value())
+        points = (0.0, 10.0, 99.99, 100.0)
+        assert scan(h, points)[1] == {p: h.get_value_at_percentile(p) for p in points}
