@@ -731,7 +731,19 @@ def _with_hdr(histogram: Any) -> dict[str, Any]:
     return {**latency_summary(histogram), "hdr": encode(histogram)}
 
 
+def strict_warnings() -> None:
+    """``ASYNCBENCH_STRICT_WARNINGS=1`` (the test suite sets it): a SQLAlchemy warning in a cell
+    is an error, so the cell fails instead of the warning scrolling past."""
+    if os.environ.get("ASYNCBENCH_STRICT_WARNINGS"):
+        import warnings
+
+        from sqlalchemy.exc import SAWarning
+
+        warnings.filterwarnings("error", category=SAWarning)
+
+
 def main() -> int:
+    strict_warnings()
     raw = json.loads(sys.stdin.read())
     spec = CellSpec(**raw)
     result = run_cell(spec)

@@ -32,6 +32,7 @@ from bench.cell import (
     run_async,
     run_loop,
     run_sync,
+    strict_warnings,
 )
 from bench.errors import one_line, scrub
 from bench.recorder import Recorder, encode
@@ -220,6 +221,7 @@ def _merge_pools(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def part_main() -> int:
+    strict_warnings()
     order = json.loads(sys.stdin.readline())
     spec = CellSpec(**order["spec"])
     stopping = threading.Event()

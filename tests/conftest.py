@@ -127,6 +127,7 @@ def run_bench(
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     full_env.update(env or {})
     full_env.setdefault("COLUMNS", "150")
+    full_env.setdefault("ASYNCBENCH_STRICT_WARNINGS", "1")  # a SQLAlchemy warning fails a cell
     return subprocess.run(
         [sys.executable, "-m", "bench", *args],
         cwd=cwd,
@@ -147,3 +148,16 @@ def bench(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
         return run_bench(*args, cwd=tmp_path, env=env, timeout=timeout)
 
     return call
+
+
+@pytest.fixture(autouse=True)
+def no_harness_connection_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that ran the command line against a PostgreSQL: no connection of the
+    harness is left on that database (they are tagged ``asyncbench:*``)."""
+    yield
+    if "bench" not in request.fixturenames:
+        return
+    for name in ("pg_url", "machine_pg"):
+        if name in request.fixturenames:
+            url = request.getfixturevalue(name)
+            assert harness_connections(url) == [], f"connections left on {url}"
