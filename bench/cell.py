@@ -743,9 +743,13 @@ def strict_warnings() -> None:
 
 
 def main() -> int:
+    return run_order(sys.stdin.read())
+
+
+def run_order(spec_text: str) -> int:
+    """Run the cell a JSON spec describes; write its result where the spec says."""
     strict_warnings()
-    raw = json.loads(sys.stdin.read())
-    spec = CellSpec(**raw)
+    spec = CellSpec(**json.loads(spec_text))
     result = run_cell(spec)
     tmp = f"{spec.out_path}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:

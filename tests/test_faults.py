@@ -284,10 +284,10 @@ async def read_async(session, op):
     await session.execute(select(User.id).limit(1))
 '''
 
-RAISES_IN_CELL = '''"""Imports in the command, raises on import in a cell's process."""
+RAISES_IN_CELL = '''"""Imports in the command (python -m bench), raises on import in a cell's process."""
 import sys
 
-if getattr(getattr(sys.modules["__main__"], "__spec__", None), "name", "") == "bench.cell":
+if getattr(getattr(sys.modules["__main__"], "__spec__", None), "name", "") != "bench.__main__":
     raise RuntimeError("boom in the cell")
 
 WEIGHTS = {"read": 1}
