@@ -55,6 +55,15 @@ def scrub(text: str) -> str:
     return _URL_PASSWORD.sub(lambda m: f"{m['pre']}***{m['post']}", text)
 
 
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"  # what str.splitlines() splits on
+
+
+def error_line(text: str) -> str:
+    """``text`` scrubbed and made one line (line breaks shown escaped, as in ``'a\\nb'``): an
+    error message must stay one line whatever the user typed."""
+    return "".join(repr(c)[1:-1] if c in _LINE_BREAKS else c for c in scrub(text))
+
+
 def mask_url_text(text: str) -> str:
     """Hide the password of a URL given as text, even one too malformed to parse:
     everything between the first ':' of the user part and the last '@' goes."""

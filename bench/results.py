@@ -98,12 +98,58 @@ def load(path: Path) -> dict[str, Any]:
         )
     if not isinstance(document.get("cells"), list):
         raise UsageError(f"{path} is missing its cells")
+    problem = shape_problem(document)
+    if problem:
+        raise UsageError(f"{path} is not a complete asyncbench results file: {problem}")
     run_id = document.get("run_id")
     if run_id is not None and (
         str(run_id) in ("", ".", "..") or any(c in str(run_id) for c in "/\\\0")
     ):  # it names the report's folder, which is replaced: a path could reach outside reports/
         raise UsageError(f"{path} has run_id {run_id!r}, which is not a plain folder name")
     return document
+
+
+CELL_KEY: dict[str, type] = {
+    "mode": str,
+    "pool_size": int,
+    "max_overflow": int,
+    "concurrency": int,
+    "trial": int,
+}
+MEASURED: dict[str, type | tuple[type, ...]] = {
+    "planned": int, "completed": int, "failed": int, "throughput": (int, float),
+    "elapsed_s": (int, float), "errors": dict, "latency": dict, "pool": dict, "client": dict,
+}  # fmt: skip
+
+
+def shape_problem(document: dict[str, Any]) -> str | None:
+    """What is missing or of the wrong type in a run document, or None: every field a report
+    or a comparison reads, so a damaged file is refused in one line instead of failing halfway."""
+    if not isinstance(document.get("config"), dict):
+        return "no config"
+    if not isinstance(document.get("environment", {}), dict):
+        return "environment is not an object"
+    for n, cell in enumerate(document["cells"], start=1):
+        if not isinstance(cell, dict) or not isinstance(cell.get("cell"), dict):
+            return f"cell {n} has no 'cell' key"
+        for name, kind in CELL_KEY.items():
+            if not isinstance(cell["cell"].get(name), kind):
+                return f"cell {n} lacks cell.{name}"
+        if cell["cell"]["mode"] not in ("sync", "async"):
+            return f"cell {n} has mode {cell['cell']['mode']!r}"
+        if not isinstance(cell.get("status"), str):
+            return f"cell {n} has no status"
+        if cell["status"] != "ok":
+            continue
+        for name, kinds in MEASURED.items():
+            if not isinstance(cell.get(name), kinds) or isinstance(cell.get(name), bool):
+                return f"cell {n} lacks {name}"
+        overall = cell["latency"].get("overall")
+        if not isinstance(overall, dict) or not isinstance(cell["latency"].get("by_op"), dict):
+            return f"cell {n} lacks latency.overall or latency.by_op"
+        if overall.get("count") and not isinstance(overall.get("hdr"), str):
+            return f"cell {n} lacks its latency histogram"
+    return None
 
 
 def environment(server_version: str | None) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +95,9 @@ def pg_url() -> Iterator[str]:
         yield target.sync_url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def harness_connections(url: str) -> list[str]:
-    """application_name of every connection the harness left open on the url's database."""
+def harness_connections(url: str, since: datetime | None = None) -> list[str]:
+    """application_name of every connection the harness left open on the url's database (or of
+    those opened since ``since``, by the server's clock)."""
     engine = engine_for(url)
     try:
         with engine.connect() as conn:
@@ -103,10 +105,22 @@ def harness_connections(url: str) -> list[str]:
                 text(
                     "select application_name from pg_stat_activity "
                     "where application_name like 'asyncbench%' and pid <> pg_backend_pid() "
-                    "and datname = current_database()"
-                )
+                    "and datname = current_database() "
+                    "and backend_start >= coalesce(cast(:since as timestamptz), '-infinity')"
+                ),
+                {"since": since},
             )
             return [r[0] for r in rows]
+    finally:
+        engine.dispose()
+
+
+def server_now(url: str) -> datetime:
+    engine = engine_for(url)
+    try:
+        with engine.connect() as conn:
+            now: datetime = conn.execute(text("select clock_timestamp()")).scalar_one()
+            return now
     finally:
         engine.dispose()
 
@@ -152,12 +166,17 @@ def bench(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
 
 @pytest.fixture(autouse=True)
 def no_harness_connection_left(request: pytest.FixtureRequest) -> Iterator[None]:
-    """After every test that ran the command line against a PostgreSQL: no connection of the
-    harness is left on that database (they are tagged ``asyncbench:*``)."""
+    """After every test that ran the command line against a PostgreSQL: no connection the test
+    opened with the harness is left on that database (they are tagged ``asyncbench:*``; a
+    service a whole module shares opened its connections before and is not counted)."""
+    urls = []
+    if "bench" in request.fixturenames:
+        urls = [
+            request.getfixturevalue(name)
+            for name in ("pg_url", "machine_pg")
+            if name in request.fixturenames
+        ]
+    started = {url: server_now(url) for url in urls}
     yield
-    if "bench" not in request.fixturenames:
-        return
-    for name in ("pg_url", "machine_pg"):
-        if name in request.fixturenames:
-            url = request.getfixturevalue(name)
-            assert harness_connections(url) == [], f"connections left on {url}"
+    for url, since in started.items():
+        assert harness_connections(url, since) == [], f"connections left on {url}"

@@ -284,7 +284,7 @@ async def read_async(session, op):
     await session.execute(select(User.id).limit(1))
 '''
 
-RAISES_IN_CELL = '''"""Imports in the command (python -m bench), raises on import in a cell's process."""
+RAISES_IN_CELL = '''"""Imports in the command (python -m bench), raises on import in a cell."""
 import sys
 
 if getattr(getattr(sys.modules["__main__"], "__spec__", None), "name", "") != "bench.__main__":
