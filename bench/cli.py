@@ -19,6 +19,7 @@ from bench.errors import (
     EXIT_USAGE,
     BenchError,
     UsageError,
+    error_line,
     register_url_secrets,
     scrub,
 )
@@ -31,7 +32,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line on stderr and exit code 2."""
 
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {scrub(message)} (see {self.prog} --help)\n")
+        sys.stderr.write(f"{self.prog}: error: {error_line(message)} (see {self.prog} --help)\n")
         sys.exit(EXIT_USAGE)
 
 
@@ -368,43 +369,75 @@ def build_parser() -> Parser:
 
     check = sub.add_parser(
         "selfcheck",
-        help="measure what the harness's own recording costs (throughput and memory)",
-        description="Measure the harness itself: the same cell with full recording and with "
-        "counts only, interleaved in fresh processes; and the memory of recording many latencies.",
+        help="prove the harness is not the bottleneck: pgbench, bare driver loops, costs, memory",
+        description="Measure the harness itself on one server, in one invocation: its raw path "
+        "against bare driver loops and pgbench, what Core, the ORM and the greenlet bridge cost, "
+        "what recording costs, the memory of a million-operation cell and the wall time of the "
+        "default sweep; each against its target. Needs PostgreSQL. Figures to "
+        "results/<run id>/selfcheck.json.",
     )
     _add_target_args(check)
     check.add_argument(
-        "--scenario",
-        default="pk_read",
-        help="the workload of the overhead cells (default: pk_read, the steadiest)",
+        "--concurrency",
+        type=_whole_numbers("--concurrency", 1, 1000),
+        default=(1, 4, 10),
+        metavar="N,N,...",
+        help="clients of the ceiling comparison (default: 1,4,10)",
+    )
+    check.add_argument(
+        "--ops",
+        type=_number(int, 1, "--ops", 10_000_000),
+        default=5000,
+        metavar="N",
+        help="measured operations per cell and per bare loop (default: 5000)",
     )
     check.add_argument(
         "--pairs",
         type=_number(int, 1, "--pairs", 100),
         default=3,
         metavar="N",
-        help="recording/counts-only pairs per mode (default: 3)",
-    )
-    check.add_argument(
-        "--ops",
-        type=_number(int, 1, "--ops", 10_000_000),
-        default=3000,
-        metavar="N",
-        help="measured operations per cell (default: 3000)",
+        help="interleaved rounds of every comparison (default: 3)",
     )
     check.add_argument(
         "--pool-size",
         type=_number(int, 1, "--pool-size", 10_000),
         default=4,
         metavar="N",
-        help="pool size and workers of the cell (default: 4)",
+        help="pool size and workers of the instrumentation-overhead cells (default: 4)",
     )
     check.add_argument(
-        "--latencies",
-        type=_number(int, 1, "--latencies", 1_000_000_000),
-        default=10_000_000,
+        "--memory-ops",
+        type=_number(int, 1, "--memory-ops", 100_000_000),
+        default=1_000_000,
         metavar="N",
-        help="latencies to record for the memory figure (default: 10000000)",
+        help="operations of the memory cells (default: 1000000)",
+    )
+    check.add_argument(
+        "--pgbench-time",
+        type=_number(int, 1, "--pgbench-time", 3600),
+        default=2,
+        metavar="S",
+        help="seconds per pgbench run (default: 2)",
+    )
+    check.add_argument(
+        "--no-sweep",
+        dest="sweep",
+        action="store_false",
+        help="do not time the default sweep (bench run --scenario crud on the embedded "
+        "PostgreSQL, about 2-3 minutes)",
+    )
+    check.add_argument(
+        "--sweep-args",
+        default="",
+        metavar="ARGS",
+        help="options added to the timed sweep's command, e.g. --sweep-args='--pool-sizes 1 "
+        "--trials 1' (default: none: the quick start's sweep)",
+    )
+    check.add_argument(
+        "--results-dir",
+        default="results",
+        metavar="DIR",
+        help="where the selfcheck's folder goes (default: ./results)",
     )
     check.set_defaults(handler=cmd_selfcheck)
     return parser
@@ -619,30 +652,112 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     return EXIT_INTERRUPTED if interrupted else 0
 
 
+def _whole_numbers(name: str, minimum: int, maximum: int) -> Callable[[str], tuple[int, ...]]:
+    """A comma-separated list of whole numbers, each in [minimum, maximum], duplicates dropped."""
+    one = _number(int, minimum, name, maximum)
+
+    def parse(text: str) -> tuple[int, ...]:
+        parts = [part.strip() for part in text.split(",")]
+        if not all(parts):
+            raise argparse.ArgumentTypeError(f"{name}: empty entry in {text!r}")
+        return tuple(dict.fromkeys(one(part) for part in parts))
+
+    return parse
+
+
 def cmd_selfcheck(args: argparse.Namespace) -> int:
-    from bench import console, scenario, selfcheck, target
-    from bench.cell import CellSpec
+    import shlex
+
+    from bench import console, results, selfcheck, target
 
     if args.sqlite_path and args.db != "sqlite":
         raise UsageError("--sqlite-path goes with --db sqlite")
-    found = scenario.load(args.scenario)
-    rows = []
+    try:
+        sweep_args = tuple(shlex.split(args.sweep_args))
+    except ValueError as exc:
+        raise UsageError(f"--sweep-args: {exc}") from None
+    settings = selfcheck.Settings(
+        concurrency=args.concurrency, ops=args.ops, pairs=args.pairs, pool_size=args.pool_size,
+        memory_ops=args.memory_ops, pgbench_time=args.pgbench_time, sweep=args.sweep,
+        sweep_args=sweep_args,
+    )  # fmt: skip
+    results_dir = Path(args.results_dir)
+    results.check_writable(results_dir)
+    started = time.perf_counter()
+    interrupted = False
     with contextlib.ExitStack() as stack:
         where = stack.enter_context(target.resolve(args.dburl, args.db, args.sqlite_path))
-        version = target.probe(where).split(" on ")[0]
+        if where.kind != "postgresql":
+            raise UsageError(f"bench selfcheck needs PostgreSQL, not {where.kind}")
+        server_version = target.probe(where)
         stack.enter_context(target.exclusive(where))
-        console.err.print(f"database: {where.display} ({where.source}), {version}")
-        for mode in ("sync", "async"):
-            template = CellSpec.for_target(
-                found.source, where, mode=mode, pool_size=args.pool_size, ops=args.ops,
-                concurrency=args.pool_size, warmup=max(100, 4 * args.pool_size),
-            )  # fmt: skip
-            console.err.print(f"overhead: {mode}, {args.pairs} pairs of {args.ops} operations ...")
-            rows.append(selfcheck.overhead_pairs(template, args.pairs))
-    console.err.print(f"memory: recording {args.latencies:,} latencies ...")
-    memory = selfcheck.memory_growth(args.latencies)
-    console.out.print(console.overhead_table(rows, args, selfcheck.OVERHEAD_TARGET))
-    console.out.print(console.memory_table(memory, selfcheck.MEMORY_TARGET_MB))
+        short_version = server_version.split(" on ")[0]
+        console.err.print(f"database: {where.display} ({where.source}), {short_version}")
+        check = selfcheck.SelfCheck(where, settings, lambda line: console.err.print(line))
+        stack.callback(check.close)
+        run_dir = results.new_run_dir(results_dir, "selfcheck")
+        document: dict[str, Any] = {
+            "schema_version": results.SCHEMA_VERSION,
+            "run_id": run_dir.name,
+            "kind": "selfcheck",
+            "status": "running",
+            "environment": results.environment(server_version),
+            "config": {
+                "database": where.display,
+                "database_source": where.source,
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in vars(settings).items()},
+                "command": " ".join(scrub(a) for a in sys.argv),
+            },
+            "figures": check.document,
+            "step_wall_s": {},
+        }
+        path = run_dir / "selfcheck.json"
+
+        def save() -> None:
+            document["figures"]["targets"] = selfcheck.targets(check.document)
+            document["wall_s"] = time.perf_counter() - started
+            results.write_atomic(path, results.scrubbed(document))
+
+        steps = [check.ceiling, check.orm_cost, check.overhead, check.memory]
+        if settings.sweep:
+            steps.append(check.sweep)
+        try:
+            for step in steps:
+                step_started = time.perf_counter()
+                step()
+                document["step_wall_s"][step.__name__] = time.perf_counter() - step_started
+                save()
+        except KeyboardInterrupt:
+            interrupted = True
+        except BenchError:  # a cell or a child that did not run cleanly: keep what was measured
+            document["status"] = "failed"
+            save()
+            raise
+        document["status"] = "interrupted" if interrupted else "complete"
+        save()
+    figures = check.document
+    if figures.get("ceiling"):
+        console.out.print(console.ceiling_table(
+            figures["ceiling"], settings.ops, settings.pairs, selfcheck.CEILING_TARGET
+        ))  # fmt: skip
+    if figures.get("orm_cost"):
+        console.out.print(console.orm_cost_table(figures["orm_cost"], settings.ops))
+    if figures.get("overhead"):
+        console.out.print(
+            console.overhead_table(figures["overhead"], settings, selfcheck.OVERHEAD_TARGET)
+        )
+    if figures.get("memory"):
+        console.out.print(console.memory_table(figures["memory"], selfcheck.MEMORY_TARGET_MB))
+    if figures.get("sweep"):
+        console.out.print(console.sweep_table(figures["sweep"], selfcheck.SWEEP_TARGET_S))
+    elif not settings.sweep:
+        console.out.print("sweep time: not measured (--no-sweep)")
+    console.out.print(console.targets_table(figures["targets"]))
+    console.out.print(f"results: {path}")
+    console.out.print(f"wall time: {document['wall_s']:.1f} s")
+    if interrupted:
+        console.err.print("interrupted: the tables above cover what was measured")
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -674,8 +789,10 @@ NOT_PLAN = {
 
 def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, Any] | None]:
     """With ``--resume``: the plan of the earlier run, the database and folders of this one."""
-    if not args.resume:
+    if args.resume is None:
         return args, None
+    if not args.resume.strip():
+        raise UsageError("--resume needs the results file of the run to finish")
     from bench import results
 
     previous = results.load(Path(args.resume))
@@ -883,7 +1000,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.handler(args)
         return code
     except BenchError as exc:
-        sys.stderr.write(f"bench: error: {scrub(str(exc))}\n")
+        sys.stderr.write(f"bench: error: {error_line(str(exc))}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("bench: interrupted\n")
@@ -892,7 +1009,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("ASYNCBENCH_DEBUG"):
             raise
         sys.stderr.write(
-            f"bench: internal error: {type(exc).__name__}: {scrub(str(exc))} "
+            f"bench: internal error: {type(exc).__name__}: {error_line(str(exc))} "
             "(results measured so far are kept; set ASYNCBENCH_DEBUG=1 for a traceback)\n"
         )
         return EXIT_RUNTIME

@@ -1,0 +1,172 @@
+"""``bench selfcheck`` in its reduced, fast form: every row of every table is printed and every
+figure is sane. Benchmarks are not timed tests: no speed target is asserted here."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from bench import selfcheck
+from bench.target import target_from_url
+from tests.conftest import engine_for, harness_connections
+
+REDUCED = (
+    "--pairs", "1", "--concurrency", "1,2", "--ops", "200", "--memory-ops", "2000",
+    "--pgbench-time", "1", "--sweep-args=--pool-sizes 1 --ops 50 --trials 1 --no-report",
+)  # fmt: skip
+TITLES = (
+    "Ceiling:",
+    "ORM and bridge cost:",
+    "Instrumentation overhead:",
+    "Memory:",
+    "Sweep time:",
+    "Targets:",
+)
+VERDICT = r"(yes|no|unclear)"
+
+
+def sections(out: str) -> dict[str, str]:
+    """The printed output cut at each table's title."""
+    starts = [out.index(title) for title in TITLES]  # each present, in this order
+    assert starts == sorted(starts)
+    ends = [*starts[1:], len(out)]
+    return {title: out[a:b] for title, a, b in zip(TITLES, starts, ends, strict=True)}
+
+
+def has_row(section: str, *cells: str) -> bool:
+    """A line holding these cells, in this order, separated by whitespace only."""
+    pattern = r"\s+".join(re.escape(c) if not c.startswith("(") else c for c in cells)
+    return re.search(rf"^\s*{pattern}", section, re.MULTILINE) is not None
+
+
+def positive(figure: dict[str, Any] | None) -> bool:
+    return figure is not None and all(v > 0 for v in figure["values"]) and figure["median"] > 0
+
+
+@pytest.mark.slow
+def test_selfcheck_prints_every_row_and_sane_figures(bench, pg_url: str, tmp_path: Path) -> None:
+    proc = bench("selfcheck", "--dburl", pg_url, *REDUCED, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "…" not in proc.stdout  # no column cut short in a 150-column log
+    parts = sections(proc.stdout)
+
+    ceiling = parts["Ceiling:"]
+    for clients in ("1", "2"):
+        for client in ("psycopg2 threads", "asyncpg tasks"):
+            assert has_row(ceiling, clients, client), (clients, client, ceiling)
+    orm = parts["ORM and bridge cost:"]
+    assert has_row(orm, "raw driver", "raw", r"(\d+)", r"(\d+)", "-", "-", r"([+-]\d+)")
+    assert has_row(orm, "Core", "core", r"(\d+)", r"(\d+)", r"([+-]\d+)")
+    assert has_row(orm, "ORM", "pk_read", r"(\d+)", r"(\d+)", r"([+-]\d+)")
+    overhead = parts["Instrumentation overhead:"]
+    for name in ("raw driver", "Core", "ORM"):
+        for mode in ("sync", "async"):
+            assert has_row(overhead, name, mode), (name, mode, overhead)
+    for mode in ("sync", "async"):
+        assert has_row(parts["Memory:"], mode, "noop", "2,000", r"([\d,]+)", r"([\d.]+ MB)")
+    assert has_row(parts["Sweep time:"], "bench run --scenario crud --pool-sizes 1")
+    targets = parts["Targets:"]
+    for target in ("raw path >= 0.9 x bare psycopg2 loop", "raw path >= 0.9 x bare asyncpg loop",
+                   "instrumentation overhead <= 3%", "peak memory of a 2,000-operation cell",
+                   "default sweep < 120 s"):  # fmt: skip
+        assert re.search(rf"{re.escape(target)}.*\s{VERDICT}\s*$", targets, re.MULTILINE), target
+
+    (path,) = (tmp_path / "results").glob("*-selfcheck/selfcheck.json")
+    assert f"results: results/{path.parent.name}/selfcheck.json" in proc.stdout
+    document = json.loads(path.read_text())
+    assert document["status"] == "complete" and document["kind"] == "selfcheck"
+    figures = document["figures"]
+    assert [(r["clients"], r["mode"]) for r in figures["ceiling"]] == [
+        (1, "sync"), (1, "async"), (2, "sync"), (2, "async"),
+    ]  # fmt: skip
+    for row in figures["ceiling"]:
+        assert positive(row["bare_ops_s"]) and positive(row["raw_ops_s"])
+        assert positive(row["raw_over_bare"]) and row["holds"] in ("yes", "no", "unclear")
+        assert positive(row["bare_cpu_us"]) and positive(row["raw_cpu_us"])
+        if row["pgbench_tps"] is None:  # no pgbench on this machine: the table says why
+            assert row["pgbench_error"] and row["pgbench_error"] in ceiling
+        else:
+            assert positive(row["pgbench_tps"]) and positive(row["raw_over_pgbench"])
+    for row in figures["orm_cost"]["rows"]:
+        assert positive(row["sync_us"]) and positive(row["async_us"])
+        assert (row["sync_cost_us"] is None) == (row["path"] == "raw")
+    assert len(figures["overhead"]) == 6
+    for row in figures["overhead"]:
+        assert all(v > 0 for v in row["ops_s_recording"] + row["ops_s_counts_only"])
+        assert all(v > 0 for v in row["cpu_us_per_op_recording"])
+        assert 0 < row["recording_cpu_us"] < 1000 and 0 < row["recording_cpu_share"] < 1
+    assert [r["mode"] for r in figures["memory"]] == ["sync", "async"]
+    for row in figures["memory"]:
+        assert row["ops"] == 2000 and 10 < row["peak_rss_mb"] < 10_000 and row["ops_s"] > 0
+    sweep = figures["sweep"]
+    assert sweep["returncode"] == 0 and sweep["cells"] == 2 and sweep["wall_s"] > 0
+    assert len(figures["targets"]) == 5
+
+    # it cleans up after itself: no table of its own or pgbench's, no connection left open
+    engine = engine_for(pg_url)
+    try:
+        with engine.connect() as conn:
+            names = ("bench_user", "bench_address", *selfcheck.PGBENCH_TABLES)
+            left = [n for n in names if conn.scalar(text(f"select to_regclass('{n}')"))]
+    finally:
+        engine.dispose()
+    assert left == []
+    assert harness_connections(pg_url) == []
+
+
+# --- the pure parts -----------------------------------------------------------------------------
+
+
+def test_judge_needs_every_round_or_a_narrow_spread() -> None:
+    at_least = selfcheck.CEILING_TARGET
+    margin = 1 - at_least
+
+    def meets(v: float) -> bool:
+        return v >= at_least
+
+    assert selfcheck.judge([0.95, 0.91, 0.97], meets, margin) == "yes"
+    assert selfcheck.judge([0.5, 0.6, 0.89], meets, margin) == "no"
+    assert selfcheck.judge([0.85, 0.92, 0.93], meets, margin) == "yes"  # narrow: the median
+    assert selfcheck.judge([0.85, 0.86, 0.93], meets, margin) == "no"
+    assert selfcheck.judge([0.5, 0.92, 0.95], meets, margin) == "unclear"  # wide and straddling
+
+
+def test_rounds_rotate_so_none_always_runs_first() -> None:
+    items = ["a", "b", "c"]
+    firsts = [selfcheck.rotate(items, n)[0] for n in range(3)]
+    assert sorted(firsts) == items
+    assert all(sorted(selfcheck.rotate(items, n)) == items for n in range(5))
+
+
+def test_targets_sum_up_the_worst_case() -> None:
+    def figure(*values: float) -> dict[str, Any]:
+        return selfcheck.spread(list(values))
+
+    document = {
+        "ceiling": [
+            {"clients": 1, "mode": "sync", "raw_over_bare": figure(0.95), "holds": "yes"},
+            {"clients": 4, "mode": "sync", "raw_over_bare": figure(0.7), "holds": "no"},
+            {"clients": 1, "mode": "async", "raw_over_bare": figure(0.92), "holds": "yes"},
+        ],
+        "memory": [{"mode": "sync", "ops": 1000, "peak_rss_mb": 80.0, "holds": "yes"}],
+    }
+    sync, aio, memory = selfcheck.targets(document)  # no overhead or sweep measured: no rows
+    assert "psycopg2" in sync["target"] and sync["holds"] == "no"
+    assert sync["measured"].startswith("0.70x at 4 client(s)")
+    assert "asyncpg" in aio["target"] and aio["holds"] == "yes"
+    assert memory["measured"] == "80.0 MB (sync)" and memory["holds"] == "yes"
+
+
+def test_pgbench_connects_where_the_url_points() -> None:
+    socket = target_from_url(make_url("postgresql://postgres:@/postgres?host=/tmp/pg"), "embedded")
+    assert selfcheck.Pgbench(socket, None).conn == ["-h", "/tmp/pg", "-U", "postgres"]
+    tcp = target_from_url(make_url("postgresql://me:Secret9@db.example:6543/app"), "--dburl")
+    pgbench = selfcheck.Pgbench(tcp, None)
+    assert pgbench.conn == ["-h", "db.example", "-p", "6543", "-U", "me"]
+    assert pgbench.database == "app" and pgbench.env["PGPASSWORD"] == "Secret9"
