@@ -398,6 +398,22 @@ def stride(spec: CellSpec) -> dict[str, int]:
 # --- what an operation receives, by the scenario's API ----------------------------------------
 
 
+class Lease:
+    """What a worker opens for each operation: a new ``Session`` (orm), ``Connection`` (core) or
+    pooled driver connection (driver) per operation, from ``factory``. ``with lease() as s``."""
+
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable[[], Any]):
+        self.factory = factory
+
+    def __call__(self) -> Any:
+        return self.factory()
+
+    def close(self) -> None:
+        pass
+
+
 class _DriverConnection:
     """``with``: the driver's own connection, checked out of the pool and back in."""
 
@@ -412,6 +428,37 @@ class _DriverConnection:
 
     def __exit__(self, *_: object) -> None:
         self.proxied.close()
+
+
+class HeldDriverConnection:
+    """A worker's own pooled driver connection, checked out at its first operation and kept, as a
+    bare driver loop keeps its connection; after a failed operation it goes back to the pool (the
+    pool replaces it if it is broken) and the next operation checks out another."""
+
+    __slots__ = ("connection", "engine", "proxied")
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.proxied: Any = None
+        self.connection: Any = None
+
+    def __call__(self) -> HeldDriverConnection:
+        return self
+
+    def __enter__(self) -> Any:
+        if self.proxied is None:
+            self.proxied = self.engine.raw_connection()
+            self.connection = self.proxied.driver_connection
+        return self.connection
+
+    def __exit__(self, failed: object, *_: object) -> None:
+        if failed is not None:
+            self.close()
+
+    def close(self) -> None:
+        proxied, self.proxied = self.proxied, None
+        if proxied is not None:
+            proxied.close()
 
 
 class _AsyncDriverConnection:
@@ -433,22 +480,73 @@ class _AsyncDriverConnection:
         await greenlet_spawn(self.proxied.close)
 
 
-def sync_opener(engine: Engine, api: str) -> Callable[[], Any]:
-    """A new ``Session`` (orm), ``Connection`` (core) or driver connection per operation."""
+class AsyncLease(Lease):
+    __slots__ = ()
+
+    async def close(self) -> None:  # type: ignore[override]
+        pass
+
+
+class HeldAsyncDriverConnection:
+    """The twin of :class:`HeldDriverConnection` for an async driver."""
+
+    __slots__ = ("connection", "engine", "proxied")
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self.proxied: Any = None
+        self.connection: Any = None
+
+    def __call__(self) -> HeldAsyncDriverConnection:
+        return self
+
+    async def __aenter__(self) -> Any:
+        if self.proxied is None:
+            self.proxied = await self.engine.raw_connection()
+            self.connection = self.proxied.driver_connection
+        return self.connection
+
+    async def __aexit__(self, failed: object, *_: object) -> None:
+        if failed is not None:
+            await self.close()
+
+    async def close(self) -> None:
+        proxied, self.proxied = self.proxied, None
+        if proxied is not None:
+            await greenlet_spawn(proxied.close)
+
+
+def holds_connections(spec: CellSpec, api: str) -> bool:
+    """Driver scenarios keep one connection per worker when the pool has one for every worker:
+    the ceiling a bare driver loop sets. Oversubscribed, they check out per operation."""
+    return api == "driver" and spec.concurrency <= spec.pool_size + spec.max_overflow
+
+
+def sync_leaser(engine: Engine, spec: CellSpec, api: str) -> Callable[[], Any]:
+    """A new lease per worker: ``Session`` (orm), ``Connection`` (core) or driver connection
+    (driver) per operation, or the worker's held driver connection."""
     if api == "orm":
-        return sessionmaker(engine)
-    if api == "core":
-        return engine.connect
-    return lambda: _DriverConnection(engine)
+        factory: Callable[[], Any] = sessionmaker(engine)
+    elif api == "core":
+        factory = engine.connect
+    elif holds_connections(spec, api):
+        return lambda: HeldDriverConnection(engine)
+    else:
+        factory = lambda: _DriverConnection(engine)  # noqa: E731
+    return lambda: Lease(factory)
 
 
-def async_opener(engine: AsyncEngine, api: str) -> Callable[[], Any]:
+def async_leaser(engine: AsyncEngine, spec: CellSpec, api: str) -> Callable[[], Any]:
     """The twin: ``AsyncSession``, ``AsyncConnection`` or the async driver's connection."""
     if api == "orm":
-        return async_sessionmaker(engine, expire_on_commit=False)
-    if api == "core":
-        return engine.connect
-    return lambda: _AsyncDriverConnection(engine)
+        factory: Callable[[], Any] = async_sessionmaker(engine, expire_on_commit=False)
+    elif api == "core":
+        factory = engine.connect
+    elif holds_connections(spec, api):
+        return lambda: HeldAsyncDriverConnection(engine)
+    else:
+        factory = lambda: _AsyncDriverConnection(engine)  # noqa: E731
+    return lambda: AsyncLease(factory)
 
 
 # --- the twins ---------------------------------------------------------------------------------
@@ -469,7 +567,7 @@ def run_sync(
     tag = f"{APP_NAME}:sync"
     engine = create_engine(spec.sync_url, **engine_options(spec, spec.sync_url, tag, scenario.api))
     configure(engine, spec)
-    open_session = sync_opener(engine, scenario.api)
+    new_lease = sync_leaser(engine, spec, scenario.api)
     pool = _queue_pool(engine.pool)
     watcher = PoolWatcher(pool, events=spec.instrument)
     ops = [scenario.sync_ops[kind] for kind in seq.kinds]
@@ -477,6 +575,7 @@ def run_sync(
 
     def worker(phase: Phase, rec: Recorder) -> None:
         waited = checkout_timer.start_worker()
+        lease = new_lease()
         while (i := phase.take()) is not None:
             code = seq.codes[i]
             due = 0
@@ -486,12 +585,13 @@ def run_sync(
             t0 = time.perf_counter_ns()
             waited[0] = 0
             try:
-                with open_session() as session:
+                with lease() as session:
                     ops[code](session, seq.op(i))
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
                 rec.ok(code, t0, time.perf_counter_ns(), due, waited[0])
+        lease.close()
         rec.flush()
 
     def run_phase(phase: Phase, rec: Recorder) -> None:
@@ -541,7 +641,7 @@ async def run_async(
     options = engine_options(spec, spec.async_url, f"{APP_NAME}:async", scenario.api)
     engine: AsyncEngine = create_async_engine(spec.async_url, **options)
     configure(engine.sync_engine, spec)
-    open_session = async_opener(engine, scenario.api)
+    new_lease = async_leaser(engine, spec, scenario.api)
     pool = _queue_pool(engine.sync_engine.pool)
     watcher = PoolWatcher(pool, events=spec.instrument)
     ops = [scenario.async_ops[kind] for kind in seq.kinds]
@@ -549,6 +649,7 @@ async def run_async(
 
     async def worker(phase: Phase, rec: Recorder) -> None:
         waited = checkout_timer.start_worker()
+        lease = new_lease()
         while (i := phase.take()) is not None:
             code = seq.codes[i]
             due = 0
@@ -558,12 +659,13 @@ async def run_async(
             t0 = time.perf_counter_ns()
             waited[0] = 0
             try:
-                async with open_session() as session:
+                async with lease() as session:
                     await ops[code](session, seq.op(i))
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
                 rec.ok(code, t0, time.perf_counter_ns(), due, waited[0])
+        await lease.close()
         rec.flush()
 
     async def run_phase(phase: Phase, rec: Recorder) -> None:
@@ -690,6 +792,7 @@ def _measurements(
     return {
         "driver": url.split(":", 1)[0],
         "api": scenario.api,
+        "connection_per": "worker" if holds_connections(spec, scenario.api) else "operation",
         "loop": spec.loop if spec.mode == "async" else "threads",
         "prepared_statements": spec.prepared_statements,
         "options": spec.options,

@@ -14,8 +14,8 @@ A scenario module declares:
   the values reach every operation as ``op.options`` and ``seed`` as its third argument);
 - optionally ``API``: what the operations receive. ``"orm"`` (the default): a ``Session`` /
   ``AsyncSession``; ``"core"``: a ``Connection`` / ``AsyncConnection``; ``"driver"``: the
-  driver's own connection (psycopg2, psycopg, asyncpg, ...), checked out of the same pool, in
-  autocommit mode;
+  driver's own connection (psycopg2, psycopg, asyncpg, ...) from the same pool, in autocommit
+  mode, kept by each worker while the pool has one for every worker;
 - optionally ``DATABASES``: the database kinds it runs on (default: all).
 """
 
@@ -104,15 +104,23 @@ class Option:
         return f"{self.help} ({allowed})"
 
 
-@dataclass(frozen=True, slots=True)
 class Op:
-    """One operation of the sequence, as a scenario function sees it."""
+    """One operation of the sequence, as a scenario function sees it. A plain class with slots:
+    one is built for every operation, and this costs a fifth of a frozen dataclass."""
 
-    index: int  # position in the cell's sequence (warm-up first)
-    kind: str  # operation name, e.g. "read"
-    key: int  # how many operations of this kind came before it: 0, 1, 2, ...
-    data: Any  # what the scenario's seed() returned
-    options: Mapping[str, Any]  # the scenario's options, defaults filled in
+    __slots__ = ("data", "index", "key", "kind", "options")
+
+    def __init__(
+        self, index: int, kind: str, key: int, data: Any, options: Mapping[str, Any]
+    ) -> None:
+        self.index = index  # position in the cell's sequence (warm-up first)
+        self.kind = kind  # operation name, e.g. "read"
+        self.key = key  # how many operations of this kind came before it: 0, 1, 2, ...
+        self.data = data  # what the scenario's seed() returned
+        self.options = options  # the scenario's options, defaults filled in
+
+    def __repr__(self) -> str:
+        return f"Op(index={self.index}, kind={self.kind!r}, key={self.key})"
 
 
 @dataclass(frozen=True)

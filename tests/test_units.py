@@ -295,3 +295,47 @@ def test_latency_summary_matches_hdrh_exactly() -> None:
         assert (summary["min_us"], summary["max_us"]) == (h.get_min_value(), h.get_max_value())
         points = (0.0, 10.0, 99.99, 100.0)
         assert scan(h, points)[1] == {p: h.get_value_at_percentile(p) for p in points}
+
+
+def test_batched_recording_equals_value_by_value() -> None:
+    """The recorder's batched folding gives exactly hdrh's own record_value histograms: every
+    bucket, total, minimum and maximum, closed and open loop."""
+    import random as rnd
+
+    from bench.recorder import Recorder, _us, new_histogram
+
+    rng = rnd.Random(3)
+    kinds = ["a", "b", "c"]
+    recorder = Recorder(kinds)
+    expected = {name: new_histogram() for name in ("a", "b", "c", "wait", "rest", "svc", "delay")}
+    late = 0
+    for i in range(20_000):
+        code = rng.randrange(3)
+        start = rng.randrange(10**9)
+        end = start + int(rng.lognormvariate(11, 2))
+        due = start - rng.randrange(3_000_000) if i % 3 == 0 else 0
+        wait = rng.randrange(max(1, end - start))
+        recorder.ok(code, start, end, due, wait)
+        if due:
+            expected[kinds[code]].record_value(_us(end - due))
+            expected["svc"].record_value(_us(end - start))
+            expected["delay"].record_value(_us(start - due))
+            late += start - due > 1_000_000
+        else:
+            expected[kinds[code]].record_value(_us(end - start))
+        expected["wait"].record_value(_us(wait))
+        expected["rest"].record_value(_us(end - start - wait))
+    recorder.flush()
+    mine = {
+        **{k: t.histogram for k, t in zip(kinds, recorder.tallies, strict=True)},
+        "wait": recorder.wait, "rest": recorder.rest, "svc": recorder.service,
+        "delay": recorder.start_delay,
+    }  # fmt: skip
+    for name, want in expected.items():
+        got = mine[name]
+        assert list(got.counts) == list(want.counts), name
+        assert (got.total_count, got.min_value, got.max_value) == (
+            want.total_count, want.min_value, want.max_value,
+        ), name  # fmt: skip
+    assert recorder.late == late
+    assert recorder.completed == 20_000
