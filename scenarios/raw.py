@@ -5,9 +5,10 @@ The same reads and writes as ``core``, but the operation gets the driver's own c
 same SQLAlchemy pool in autocommit mode, and sends plain SQL: no Core, no ORM, no greenlet bridge
 inside the operation. Like a bare driver loop, each worker keeps its connection while the pool
 has one for every worker (``connection_per: worker`` in the results); with more workers than
-connections, each operation checks one out and back in. What ``core`` and the ORM scenarios add above these figures is what
-SQLAlchemy costs. asyncpg prepares and caches each statement (``--prepared-statements off`` turns
-that off); psycopg2 and PyMySQL interpolate parameters on the client.
+connections, each operation checks one out and back in. What ``core`` and the ORM scenarios add
+above these figures is what SQLAlchemy costs. asyncpg prepares and caches each statement
+(``--prepared-statements off`` turns that off); psycopg2 and PyMySQL interpolate parameters on
+the client.
 """
 
 from __future__ import annotations
