@@ -211,7 +211,10 @@ def test_sqlite_writers_collide(bench, tmp_path: Path) -> None:
     cells = results_of(tmp_path)["cells"]
     for cell in cells:
         assert_accounted(cell)
-        assert set(cell["errors"]) <= {"locked"}
+        # "locked" by far; rarely (about 1 in 1,000 operations, aiosqlite) a connection whose
+        # BEGIN IMMEDIATE lost the race fails its next BEGIN as an OperationalError: counted too
+        assert set(cell["errors"]) <= {"locked", "OperationalError"}
+        assert cell["errors"].get("OperationalError", 0) <= cell["errors"].get("locked", 0) / 20
     assert sum(cell["errors"].get("locked", 0) for cell in cells) > 0
 
 
