@@ -343,16 +343,9 @@ def build(path: Path, reports_dir: Path) -> Path:
         from bench.errors import UsageError
 
         raise UsageError(f"{path} is not a pytest-benchmark JSON file")
-    out = reports_dir / path.stem
-    tmp = reports_dir / f".{path.stem}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
-    except OSError as exc:  # e.g. a --reports-dir that is a file, or read-only
-        from bench.errors import RunError
+    from bench.report import staging_folder  # report imports this module: import late
 
-        reason = exc.strerror or type(exc).__name__
-        raise RunError(f"reports folder {reports_dir} is not writable: {reason}") from None
+    out, tmp = staging_folder(reports_dir, path.stem)
     e = html.escape
     lines = summary_lines(by_group(rows(document)))
     page = [

@@ -57,19 +57,26 @@ CHART_CAPTIONS = {
 }
 
 
-def build(results_path: Path, reports_dir: Path, pool_size: int | None = None) -> Path:
-    """Write ``reports/<run id>/index.html`` and its charts; return the page's path."""
-    document = load(results_path)
-    run_dir = results_path.parent if results_path.is_file() else results_path
-    run_id = str(document.get("run_id") or run_dir.resolve().name or "run")  # never "": reports/
-    out = reports_dir / run_id
-    tmp = reports_dir / f".{run_id}.tmp"
+def staging_folder(reports_dir: Path, name: str) -> tuple[Path, Path]:
+    """``reports/<name>`` and an empty hidden folder beside it to draw the page in, renamed into
+    place when done (so a failed render never leaves half a report)."""
+    out = reports_dir / name
+    tmp = reports_dir / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir(parents=True)
     except OSError as exc:  # e.g. a --reports-dir that is a file, or read-only
         reason = exc.strerror or type(exc).__name__
         raise RunError(f"reports folder {reports_dir} is not writable: {reason}") from None
+    return out, tmp
+
+
+def build(results_path: Path, reports_dir: Path, pool_size: int | None = None) -> Path:
+    """Write ``reports/<run id>/index.html`` and its charts; return the page's path."""
+    document = load(results_path)
+    run_dir = results_path.parent if results_path.is_file() else results_path
+    run_id = str(document.get("run_id") or run_dir.resolve().name or "run")  # never "": reports/
+    out, tmp = staging_folder(reports_dir, run_id)
     sizes = frame.pool_sizes(document)
     chosen = _choose(sizes, pool_size)
     drawn: list[tuple[str, str, str]] = []

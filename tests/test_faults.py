@@ -219,20 +219,13 @@ def test_sqlite_writers_collide(bench, tmp_path: Path) -> None:
 
 
 @contextlib.contextmanager
-def read_only_folder(path: Path, size: str = "1m") -> Iterator[Path]:
-    """A folder on a read-only file system (root: a read-only tmpfs; others: mode 0555)."""
-    path.mkdir()
-    if os.geteuid() != 0:
-        path.chmod(0o555)
-        yield path
-        path.chmod(0o755)
-        return
+def tmpfs(path: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at ``path`` (root only); skipped where mounting is not allowed."""
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"ro,size={size}", "tmpfs", str(path)],
-        capture_output=True,
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True
     )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     try:
         yield path
     finally:
@@ -240,17 +233,24 @@ def read_only_folder(path: Path, size: str = "1m") -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def tiny_disk(path: Path) -> Iterator[Path]:
+def read_only_folder(path: Path) -> Iterator[Path]:
+    """A folder on a read-only file system (root: a read-only tmpfs; others: mode 0555)."""
     path.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    if os.geteuid() != 0:
+        path.chmod(0o555)
         yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
+        path.chmod(0o755)
+        return
+    with tmpfs(path, "ro,size=1m"):
+        yield path
+
+
+@contextlib.contextmanager
+def tiny_disk(path: Path) -> Iterator[Path]:
+    """A folder on a 1 MB file system: under the 16 MB a run asks for."""
+    path.mkdir()
+    with tmpfs(path, "size=1m"):
+        yield path
 
 
 @pytest.mark.parametrize("kind", ["read-only", "disk-full"])
