@@ -844,8 +844,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"--processes {args.processes}: every pool size and worker count must be at "
                 f"least {args.processes} (the smallest is {smallest})"
             )
-    if args.op_timeout is not None and args.db == "sqlite":
-        raise UsageError("--op-timeout: SQLite cannot cancel a statement on a timer")
     results_dir = Path(args.results_dir)
     results.check_writable(results_dir)
 
