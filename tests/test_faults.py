@@ -55,7 +55,8 @@ def test_pool_exhausted(bench, pg_url: str, tmp_path: Path) -> None:
 
 
 class Killer(threading.Thread):
-    """An admin connection that terminates the harness's measuring connections once, mid-cell."""
+    """An admin connection that terminates the harness's measuring connection once, mid-cell,
+    while it rests in the pool (state 'idle'), so the outcome does not depend on timing."""
 
     def __init__(self, url: str, tag: str, after_s: float):
         super().__init__(daemon=True)
@@ -86,14 +87,15 @@ class Killer(threading.Thread):
                                 text(
                                     "select count(*) from (select pg_terminate_backend(pid) "
                                     "from pg_stat_activity where application_name = :t "
-                                    "and datname = current_database()) k"
+                                    "and datname = current_database() and state = 'idle') k"
                                 ),
                                 {"t": self.tag},
                             ).scalar()
                             or 0
                         )
                         conn.commit()
-                        return
+                        if self.killed:  # else it was busy with an operation: try again
+                            return
                     time.sleep(0.02)
         finally:
             engine.dispose()
