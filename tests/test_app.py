@@ -22,11 +22,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from bench.app.main import create_app
-from bench.app.migrations import VERSION_TABLE, alembic_config, include_name, upgrade
-from bench.app.settings import AppSettings
+from bench.db.target import exclusive, target_from_url
 from bench.models import Base
-from bench.target import exclusive, target_from_url
+from bench.service.main import create_app
+from bench.service.migrations import VERSION_TABLE, alembic_config, include_name, upgrade
+from bench.service.settings import AppSettings
 from tests.conftest import engine_for
 
 PREFIXES = ("/sync", "/async")

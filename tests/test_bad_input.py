@@ -31,11 +31,11 @@ from typing import Any
 
 import pytest
 
-from bench import cli
-from bench.app import serve
-from bench.loadtest import free_port
-from bench.results import SCHEMA_VERSION
+from bench.cli import main as cli
+from bench.net import free_port
+from bench.results.store import SCHEMA_VERSION
 from bench.scenario import available
+from bench.service import serve
 from tests.conftest import run_bench
 
 USAGE = 2

@@ -380,9 +380,9 @@ def test_engines_hide_bound_parameters(pg_url: str) -> None:
     but not the values bound to it."""
     from sqlalchemy import create_engine, insert
 
-    from bench.cell import CellSpec, engine_options
+    from bench.db.target import target_from_url
+    from bench.measure.cell import CellSpec, engine_options
     from bench.models import Base, User
-    from bench.target import target_from_url
 
     target = target_from_url(make_url(pg_url), "test")
     spec = CellSpec.for_target("crud", target)

@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import results, stats
-from bench.recorder import Recorder, decode, encode, merge_encoded, new_histogram
+from bench import stats
+from bench.histograms import decode, encode, merge_encoded, new_histogram
+from bench.measure.recorder import Recorder
+from bench.results import store as results
 
 FAST = ("--trials", "1", "--warmup", "40")
 

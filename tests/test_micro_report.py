@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bench import report
+from bench.report import run_page as report
 from tests.conftest import ROOT
 from tests.test_report import Page, _assert_real_png
 

@@ -25,10 +25,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench import cli, compare, errors, loadtest, plan, results, target
-from bench.app import serve
+from bench import errors
+from bench.cli import main as cli
+from bench.db import target
 from bench.errors import UsageError
+from bench.loadtest import control as loadtest
+from bench.report import compare
+from bench.results import store as results
+from bench.run import plan
 from bench.scenario import available, load
+from bench.service import serve
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

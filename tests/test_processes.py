@@ -8,8 +8,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bench.histograms import decode, merge_encoded
 from bench.models import Base, User
-from bench.recorder import decode, merge_encoded
 from bench.scenario import Sequence, load
 from bench.stats import latency_summary
 from tests.conftest import engine_for, harness_connections

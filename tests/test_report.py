@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench.report import CHART_CAPTIONS
+from bench.report.run_page import CHART_CAPTIONS
 from tests.conftest import IN_CI
 
 CHARTS = list(CHART_CAPTIONS)

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from bench.db.target import target_from_url
 from bench.models import Address, Base, User
 from bench.scenario import Op, Sequence, load
-from bench.target import target_from_url
 from tests.conftest import engine_for, harness_connections
 from tests.test_run import assert_exact, results_of
 

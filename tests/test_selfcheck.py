@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from bench import selfcheck
-from bench.target import target_from_url
+from bench.db.target import target_from_url
+from bench.selfcheck import checks as selfcheck
 from tests.conftest import engine_for, harness_connections
 
 REDUCED = (

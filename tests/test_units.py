@@ -8,11 +8,13 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from bench import errors, plan, stats
-from bench.failures import classify
-from bench.recorder import Recorder, decode, encode
+from bench import errors, stats
+from bench.db.target import target_from_url
+from bench.histograms import decode, encode
+from bench.measure.failures import classify
+from bench.measure.recorder import Recorder
+from bench.run import plan
 from bench.scenario import Outcome, Sequence
-from bench.target import target_from_url
 
 WEIGHTS = {"create": 20, "read": 40, "update": 20, "delete": 10, "list": 10}
 
@@ -205,7 +207,7 @@ def test_verdict(interval: tuple[float, float, float] | None, trials: int, expec
 def test_fast_record_matches_hdrhistogram() -> None:
     import random
 
-    from bench.recorder import new_histogram, record
+    from bench.histograms import new_histogram, record
 
     rng = random.Random(5)
     slow, fast = new_histogram(), new_histogram()
@@ -280,7 +282,7 @@ def test_latency_summary_matches_hdrh_exactly() -> None:
     """The one-pass summary gives hdrh's own mean and percentiles, value for value."""
     import random as rnd
 
-    from bench.recorder import new_histogram
+    from bench.histograms import new_histogram
     from bench.stats import PERCENTILES, latency_summary, scan
 
     rng = rnd.Random(5)
@@ -302,7 +304,8 @@ def test_batched_recording_equals_value_by_value() -> None:
     bucket, total, minimum and maximum, closed and open loop."""
     import random as rnd
 
-    from bench.recorder import Recorder, _us, new_histogram
+    from bench.histograms import _us, new_histogram
+    from bench.measure.recorder import Recorder
 
     rng = rnd.Random(3)
     kinds = ["a", "b", "c"]

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.results import PACKAGES
+from bench.results.store import PACKAGES
 
 
 def pytest_benchmark_update_json(

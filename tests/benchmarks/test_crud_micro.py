@@ -41,10 +41,10 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from bench.db.target import exclusive, target_from_url
 from bench.errors import RunError
 from bench.models import Base, User
 from bench.scenario import Op
-from bench.target import exclusive, target_from_url
 from scenarios import crud
 
 TAG = "asyncbench:micro"

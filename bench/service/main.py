@@ -1,4 +1,4 @@
-"""The FastAPI app: ``create_app()`` for uvicorn (``bench.app.main:create_app``, factory=True).
+"""The FastAPI app: ``create_app()`` for uvicorn (``bench.service.main:create_app``, factory=True).
 
 Engines live for the app's lifespan: created at startup (the async one inside the running event
 loop), disposed at shutdown. The schema comes from the Alembic migrations, not from the app,
@@ -17,12 +17,12 @@ import anyio.to_thread
 from fastapi import APIRouter, FastAPI, HTTPException, Request, status
 
 from bench import __version__
-from bench.app.db import Database
-from bench.app.routers import async_router, sync_router
-from bench.app.settings import AppSettings
 from bench.errors import one_line
+from bench.service.db import Database
+from bench.service.routers import async_router, sync_router
+from bench.service.settings import AppSettings
 
-log = logging.getLogger("bench.app")
+log = logging.getLogger("bench.service")
 
 service_router = APIRouter(tags=["service"])
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.style import STYLE
+from bench.report.style import STYLE
 
 PATTERN = "micro-*.json"  # micro-benchmark files in results/
 SIDES = ("sync", "async")
@@ -168,7 +168,7 @@ def chart(groups: dict[str, list[Row]], path: Path) -> bool:
     plotted = {g: m for g, m in plotted.items() if m}
     if not plotted:
         return False
-    from bench import charts  # matplotlib (Agg) only when drawing
+    from bench.report import charts  # matplotlib (Agg) only when drawing
 
     fig, ax = charts.plt.subplots(figsize=(7, 4))
     names = list(plotted)
@@ -343,7 +343,7 @@ def build(path: Path, reports_dir: Path) -> Path:
         from bench.errors import UsageError
 
         raise UsageError(f"{path} is not a pytest-benchmark JSON file")
-    from bench.report import staging_folder  # report imports this module: import late
+    from bench.report.run_page import staging_folder  # report imports this module: import late
 
     out, tmp = staging_folder(reports_dir, path.stem)
     e = html.escape

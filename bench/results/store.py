@@ -186,7 +186,7 @@ def _cpu_model() -> str | None:
 
 
 def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]
     try:
         out = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "HEAD"],

@@ -24,7 +24,9 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench.cell import (
+from bench.errors import one_line, scrub
+from bench.histograms import encode
+from bench.measure.cell import (
     CLIENT_BOUND_SHARE,
     CellSpec,
     Recorders,
@@ -34,8 +36,7 @@ from bench.cell import (
     run_sync,
     strict_warnings,
 )
-from bench.errors import one_line, scrub
-from bench.recorder import Recorder, encode
+from bench.measure.recorder import Recorder
 from bench.scenario import Scenario, Sequence, load
 
 START_DELAY_NS = 50_000_000  # from "go" to the common start: time for every part to hear it
@@ -89,7 +90,7 @@ def run_parts(
     try:
         for part in specs:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.processes"],
+                [sys.executable, "-m", "bench.measure.parts"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

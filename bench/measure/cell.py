@@ -34,12 +34,13 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from bench import APP_NAME
+from bench.db.target import Target, connect_args
 from bench.errors import one_line, scrub
-from bench.failures import classify
-from bench.recorder import LATE_NS, Recorder, encode, new_histogram
+from bench.histograms import encode, new_histogram
+from bench.measure.failures import classify
+from bench.measure.recorder import LATE_NS, Recorder
 from bench.scenario import Outcome, Scenario, Sequence, load
 from bench.stats import latency_summary, throughput
-from bench.target import Target, connect_args
 
 T = TypeVar("T")
 
@@ -720,7 +721,7 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
         recs = Recorders(Recorder(seq.kinds, False), Recorder(seq.kinds, spec.instrument))
         split: dict[str, Any] = {}
         if spec.processes > 1:
-            from bench.processes import run_parts
+            from bench.measure.parts import run_parts
 
             pool, wall, cpu, split = run_parts(spec, seq, recs, stopping)
         elif spec.mode == "sync":

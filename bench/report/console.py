@@ -346,7 +346,7 @@ def targets_table(rows: list[dict[str, Any]]) -> Table:
 
 
 def compare_table(a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any]]) -> Table:
-    from bench.compare import describe, significant
+    from bench.report.compare import describe, significant
 
     table = _table(
         f"{b['config'].get('scenario')}: A = {a.get('run_id')}, B = {b.get('run_id')}",

@@ -23,8 +23,8 @@ import sys
 import traceback
 
 PRELOAD = (
-    "bench.cell",
-    "bench.processes",
+    "bench.measure.cell",
+    "bench.measure.parts",
     "sqlalchemy.dialects.postgresql.psycopg2",
     "sqlalchemy.dialects.postgresql.asyncpg",
     "sqlalchemy.dialects.sqlite.pysqlite",
@@ -62,7 +62,7 @@ def _child(order: dict[str, str]) -> None:
         nothing = os.open(os.devnull, os.O_RDWR)
         os.dup2(nothing, 0)  # the zygote's pipes are not the cell's business
         os.dup2(nothing, 1)
-        from bench.cell import run_order
+        from bench.measure.cell import run_order
 
         code = run_order(order["spec"])
     except BaseException:

@@ -37,11 +37,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bench.cell import CellSpec
+from bench.db.target import Target, connect_args
 from bench.errors import RunError, scrub
-from bench.runner import run_cell_process
+from bench.measure.cell import CellSpec
+from bench.run.runner import run_cell_process
 from bench.stats import median
-from bench.target import Target, connect_args
 
 CEILING_TARGET = 0.9  # the raw path's throughput over the bare loop's, at least
 OVERHEAD_TARGET = 0.03  # throughput lost to recording, at most
@@ -336,7 +336,7 @@ class SelfCheck:
         url = self.target.sync_url.set(drivername="postgresql")
         env = {**os.environ, "ASYNCBENCH_BARE_URL": url.render_as_string(hide_password=False)}
         proc = _child(
-            [sys.executable, "-m", "bench.bare", driver, "--clients", str(clients),
+            [sys.executable, "-m", "bench.selfcheck.bare", driver, "--clients", str(clients),
              "--ops", str(self.settings.ops), "--warmup", str(max(100, 4 * clients))],
             env=env,
         )  # fmt: skip
@@ -434,7 +434,7 @@ class SelfCheck:
         self.say("overhead: recording's own cost per operation, tight loop ...")
         url = self.target.sync_url.render_as_string(hide_password=False)
         env = {**os.environ, "ASYNCBENCH_SELFCHECK_URL": url}
-        proc = _child([sys.executable, "-m", "bench.selfcheck", "recording"], env=env)
+        proc = _child([sys.executable, "-m", "bench.selfcheck.checks", "recording"], env=env)
         if proc.returncode != 0:
             raise RunError(f"the recording cost check failed: {_last_line(proc.stderr)}")
         got = json.loads(proc.stdout)
@@ -599,9 +599,9 @@ def _recording_main() -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.util import greenlet_spawn
 
-    from bench.cell import CheckoutTimer, PoolWatcher, engine_options
-    from bench.recorder import Recorder
-    from bench.target import target_from_url
+    from bench.db.target import target_from_url
+    from bench.measure.cell import CheckoutTimer, PoolWatcher, engine_options
+    from bench.measure.recorder import Recorder
 
     target = target_from_url(make_url(os.environ["ASYNCBENCH_SELFCHECK_URL"]), "selfcheck")
     sync_url, async_url = target.urls_with_password()

@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bench.app import ANYIO_DEFAULT_THREAD_LIMIT, DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE
-from bench.target import Target, parse_url, target_from_url
+from bench.db.target import Target, parse_url, target_from_url
+from bench.service import ANYIO_DEFAULT_THREAD_LIMIT, DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE
 
 
 class AppSettings(BaseSettings):

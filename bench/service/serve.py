@@ -1,4 +1,4 @@
-"""``bench serve``: the service over HTTP (uvicorn running ``bench.app.main:create_app``) on a
+"""``bench serve``: the service over HTTP (uvicorn running ``bench.service.main:create_app``) on a
 database migrated to the newest schema first; ``bench migrate``: the migrations alone.
 
 The database is chosen as ``bench run`` chooses it, checked through both drivers, and held for
@@ -18,17 +18,17 @@ import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from bench.app import ANYIO_DEFAULT_THREAD_LIMIT, DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE
 from bench.errors import RunError, UsageError, one_line
+from bench.service import ANYIO_DEFAULT_THREAD_LIMIT, DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE
 
 if TYPE_CHECKING:
-    from bench.cli import Parser
-    from bench.target import Target
+    from bench.cli.main import Parser
+    from bench.db.target import Target
 
 
 def add_parser(sub: argparse._SubParsersAction[Parser]) -> None:
     """Register ``bench serve`` and ``bench migrate``."""
-    from bench.cli import _add_target_args, _number
+    from bench.cli.main import _add_target_args, _number
 
     serve = sub.add_parser(
         "serve",
@@ -109,7 +109,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # SIGTERM stops the server as Ctrl-C does, so an embedded database is cleaned up too
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         uvicorn.run(
-            "bench.app.main:create_app",
+            "bench.service.main:create_app",
             factory=True,
             host=args.host,
             port=args.port,
@@ -133,7 +133,7 @@ def _check_target_args(args: argparse.Namespace) -> None:
 
 
 def _check_host(host: str, allow_remote: bool) -> None:
-    from bench.loadtest import is_loopback
+    from bench.net import is_loopback
 
     if not allow_remote and not is_loopback(host):
         raise UsageError(
@@ -156,8 +156,8 @@ def _check_port_free(host: str, port: int) -> None:
 @contextlib.contextmanager
 def _migrated_database(args: argparse.Namespace) -> Iterator[Target]:
     """The database named by the options: reachable, held by this process alone, migrated."""
-    from bench import target
-    from bench.app.migrations import upgrade
+    from bench.db import target
+    from bench.service.migrations import upgrade
 
     with target.resolve(args.dburl, args.db, args.sqlite_path) as where:
         target.probe(where)
@@ -185,5 +185,9 @@ def _log_config() -> dict[str, Any]:
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["bench.app"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
+    config["loggers"]["bench.service"] = {
+        "handlers": ["default"],
+        "level": "INFO",
+        "propagate": False,
+    }
     return config

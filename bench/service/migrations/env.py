@@ -11,9 +11,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from bench import APP_NAME
-from bench.app.migrations import VERSION_TABLE, include_name
+from bench.db.target import target_from_url
 from bench.models import Base
-from bench.target import target_from_url
+from bench.service.migrations import VERSION_TABLE, include_name
 
 
 def forget_dropped_schema(connection: Connection) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import RunError, UsageError
+from bench.report.style import STYLE
 from bench.stats import bootstrap_ratio
-from bench.style import STYLE
 
 METRICS = {  # name -> (cell value, higher is better)
     "throughput": (lambda c: c["throughput"], True),

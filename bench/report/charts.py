@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from bench import frame
+from bench.report import analysis as frame
 from bench.stats import latency_summary, scan
 
 COLORS = {"sync": "#1f6fb4", "async": "#e8710a"}

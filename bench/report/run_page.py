@@ -15,11 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import charts, frame, micro
-from bench.console import warnings
 from bench.errors import RunError, UsageError
-from bench.results import RESULTS_FILE, load, sides
-from bench.style import STYLE
+from bench.report import analysis as frame
+from bench.report import charts
+from bench.report import micro_page as micro
+from bench.report.console import warnings
+from bench.report.style import STYLE
+from bench.results.store import RESULTS_FILE, load, sides
 
 # Marks the page with how many charts loaded, and says so in place of any that did not.
 CHECK_IMAGES = """

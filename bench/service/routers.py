@@ -16,9 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from bench.app.db import async_get_db, get_db
-from bench.app.schemas import UserCreate, UserOut, UserUpdate
 from bench.models import User
+from bench.service.db import async_get_db, get_db
+from bench.service.schemas import UserCreate, UserOut, UserUpdate
 
 # scope="function": the session is closed (its connection back in the pool) before the response
 # is sent, not after, so a client's next request never waits on its previous one's connection.

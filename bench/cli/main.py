@@ -290,7 +290,7 @@ def build_parser() -> Parser:
     cmp.add_argument("--reports-dir", default="reports", metavar="DIR")
     cmp.set_defaults(handler=cmd_compare)
 
-    from bench.app.serve import add_parser as add_serve_commands
+    from bench.service.serve import add_parser as add_serve_commands
 
     add_serve_commands(sub)  # bench serve, bench migrate
 
@@ -444,7 +444,7 @@ def build_parser() -> Parser:
 
 
 def _add_driver_args(command: argparse.ArgumentParser) -> None:
-    from bench.target import ASYNC_DRIVERS, SYNC_DRIVERS
+    from bench.db.target import ASYNC_DRIVERS, SYNC_DRIVERS
 
     controls = command.add_argument_group("drivers and event loop (controls)")
     controls.add_argument(
@@ -528,13 +528,15 @@ def _add_target_args(command: argparse.ArgumentParser) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench import console, micro, results
+    from bench.report import console
+    from bench.report import micro_page as micro
+    from bench.results import store as results
 
     paths = [Path(p) for p in args.results] or [results.newest_run(Path(args.results_dir))]
     for path in paths:  # refuse any bad file before drawing anything
         if micro.read(path) is None:  # a pytest-benchmark file gets a page of its own
             results.load(path)
-    from bench import report
+    from bench.report import run_page as report
 
     for path in paths:
         if micro.read(path) is not None:
@@ -546,7 +548,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench import compare, console, results
+    from bench.report import compare, console
+    from bench.results import store as results
 
     rules = [compare.parse_rule(text) for text in args.fail_on]
     a = results.load(Path(args.a))
@@ -568,7 +571,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_loadtest(args: argparse.Namespace) -> int:
     import subprocess
 
-    from bench import console, loadtest, results
+    from bench.loadtest import control as loadtest
+    from bench.net import is_loopback
+    from bench.report import console
+    from bench.results import store as results
 
     if args.sqlite_path and args.db != "sqlite":
         raise UsageError("--sqlite-path goes with --db sqlite")
@@ -576,7 +582,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
         loadtest.check_host(args.host, args.allow_remote)
         if args.dburl or args.db:
             raise UsageError("--host names a running service: --dburl/--db do not apply")
-    if not loadtest.is_loopback(args.web_host) and not args.allow_remote:
+    if not is_loopback(args.web_host) and not args.allow_remote:
         raise UsageError("Locust's web UI binds to loopback unless --allow-remote is given")
     loadtest.check_run_time(args.run_time)
     run_dir = results.new_run_dir(Path(args.results_dir), "loadtest") if args.headless else None
@@ -645,7 +651,7 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
     results.write_atomic(run_dir / results.RESULTS_FILE, results.scrubbed(document))
     console.out.print(console.loadtest_table(summary, args))
     console.out.print(f"results: {run_dir / results.RESULTS_FILE}")
-    from bench import report
+    from bench.report import run_page as report
 
     page = report.build(run_dir / results.RESULTS_FILE, Path(args.reports_dir))
     console.out.print(f"report: {page}")
@@ -668,7 +674,10 @@ def _whole_numbers(name: str, minimum: int, maximum: int) -> Callable[[str], tup
 def cmd_selfcheck(args: argparse.Namespace) -> int:
     import shlex
 
-    from bench import console, results, selfcheck, target
+    from bench.db import target
+    from bench.report import console
+    from bench.results import store as results
+    from bench.selfcheck import checks as selfcheck
 
     if args.sqlite_path and args.db != "sqlite":
         raise UsageError("--sqlite-path goes with --db sqlite")
@@ -762,7 +771,8 @@ def cmd_selfcheck(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bench import console, scenario
+    from bench import scenario
+    from bench.report import console
 
     for name in scenario.available():
         found = scenario.load(name)
@@ -793,7 +803,7 @@ def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, An
         return args, None
     if not args.resume.strip():
         raise UsageError("--resume needs the results file of the run to finish")
-    from bench import results
+    from bench.results import store as results
 
     previous = results.load(Path(args.resume))
     plan_args = previous["config"].get("plan_args")
@@ -808,8 +818,12 @@ def _cell_key(cell: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench import console, plan, results, runner, scenario, stats, target
-    from bench.cell import CellSpec
+    from bench import scenario, stats
+    from bench.db import target
+    from bench.measure.cell import CellSpec
+    from bench.report import console
+    from bench.results import store as results
+    from bench.run import plan, runner
 
     args, previous = _resumed(args)
     pool_sizes = plan.parse_pool_sizes(args.pool_sizes)
@@ -968,7 +982,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.err.print(f"[yellow]warning:[/yellow] {line}")
     console.out.print(f"results: {run.path}")
     if args.report and document["cells"]:
-        from bench import report
+        from bench.report import run_page as report
 
         try:
             page = report.build(run.path, Path(args.reports_dir))

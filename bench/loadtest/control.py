@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import ipaddress
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,10 +30,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bench.errors import EXIT_USAGE, RunError, UsageError
-from bench.recorder import merge_encoded
+from bench.histograms import merge_encoded
+from bench.net import free_port, is_loopback
 from bench.stats import latency_summary
 
-LOCUSTFILE = Path(__file__).resolve().parent.parent / "scenarios" / "locustfile.py"
+LOCUSTFILE = Path(__file__).resolve().parents[2] / "scenarios" / "locustfile.py"
 SIDES = ("sync", "async")
 RUN_TIME = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
 
@@ -57,27 +56,12 @@ def check_host(url: str, allow_remote: bool) -> str:
     return url.rstrip("/")
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_run_time(text: str) -> str:
     if not text or not RUN_TIME.match(text):
         raise UsageError(f"--run-time: expected a duration such as 30s, 2m or 1h30m, got {text!r}")
     if not any(digit in text for digit in "123456789"):  # Locust takes 0 as "no time limit"
         raise UsageError(f"--run-time must be longer than 0, got {text!r}")
     return text
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Processes:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.recorder import merge_encoded
+from bench.histograms import merge_encoded
 from bench.stats import latency_summary, summary_rows
 
 MODES = ("sync", "async")

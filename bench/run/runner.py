@@ -21,10 +21,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench.cell import CellSpec, spec_json
 from bench.errors import RunError, scrub
-from bench.plan import PlannedCell
-from bench.results import RESULTS_FILE, scrubbed, write_atomic
+from bench.measure.cell import CellSpec, spec_json
+from bench.results.store import RESULTS_FILE, scrubbed, write_atomic
+from bench.run.plan import PlannedCell
 
 GRACE_S = 30.0  # how long an interrupted cell may take to wind down before it is killed
 
@@ -95,7 +95,7 @@ class Zygote:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.zygote"],
+            [sys.executable, "-m", "bench.run.zygote"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -174,7 +174,7 @@ def run_cell_process(spec: CellSpec, zygote: Zygote | None = None) -> tuple[dict
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # own process group: a terminal's Ctrl-C reaches only us, and we forward it deliberately
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.cell"],
+        [sys.executable, "-m", "bench.measure.cell"],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

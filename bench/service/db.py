@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench import APP_NAME
-from bench.app.settings import AppSettings
+from bench.db.target import Target, connect_args
 from bench.models import Base
-from bench.target import Target, connect_args
+from bench.service.settings import AppSettings
 
 APPLICATION_NAME = f"{APP_NAME}:service"  # how the service's connections show in pg_stat_activity
 CONNECT_TIMEOUT_S = 10
