@@ -21,7 +21,7 @@ OPS = ("create", "read", "update", "delete", "list")
 
 @pytest.fixture(scope="module")
 def micro_json(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Path:
-    """tests/benchmarks run with measuring on, as the README says, but for a few rounds only."""
+    """tests/benchmarks run with measuring on, as docs/report.md says, but for a few rounds only."""
     path = tmp_path_factory.mktemp("micro") / "micro-20261122T230000Z.json"
     # pg_url is already this xdist worker's own database: the inner pytest is no worker
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PYTEST_XDIST_WORKER")}

@@ -1,5 +1,5 @@
-"""The README's "write your own scenario" example is complete: copied out of the README as it
-stands, it runs through ``bench run --scenario ./file.py`` with exact counts and a verified end
+"""The docs' "write your own scenario" example is complete: copied out of docs/scenarios.md as
+it stands, it runs through ``bench run --scenario ./file.py`` with exact counts and a verified end
 state."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from tests.test_run import assert_exact, results_of
 
 
 def readme_example() -> str:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "docs" / "scenarios.md").read_text(encoding="utf-8")
     found = re.search(r"<!-- own-scenario -->\n```python\n(.*?)```", text, re.S)
-    assert found, "the README lost its own-scenario example"
+    assert found, "docs/scenarios.md lost its own-scenario example"
     return found.group(1)
 
 
