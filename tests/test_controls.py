@@ -128,7 +128,8 @@ def test_statement_cache_off_reaches_asyncpg(pg_url: str) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from bench.db.target import connect_args, target_from_url
+    from bench.db.drivers import connect_args
+    from bench.db.target import target_from_url
 
     url = target_from_url(make_url(pg_url), "test").async_url
 

@@ -381,7 +381,8 @@ def test_engines_hide_bound_parameters(pg_url: str) -> None:
     from sqlalchemy import create_engine, insert
 
     from bench.db.target import target_from_url
-    from bench.measure.cell import CellSpec, engine_options
+    from bench.measure.engines import engine_options
+    from bench.measure.spec import CellSpec
     from bench.models import Base, User
 
     target = target_from_url(make_url(pg_url), "test")

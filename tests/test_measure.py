@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import stats
 from bench.histograms import decode, encode, merge_encoded, new_histogram
 from bench.measure.recorder import Recorder
 from bench.results import store as results
+from bench.results.schema import SCHEMA_VERSION
+from bench.stats import summary as stats
 
 FAST = ("--trials", "1", "--warmup", "40")
 
@@ -146,7 +147,7 @@ def test_histograms_round_trip_through_a_results_document(tmp_path: Path) -> Non
     b.flush()
     path = tmp_path / "results.json"
     results.write_atomic(path, {
-        "schema_version": results.SCHEMA_VERSION,
+        "schema_version": SCHEMA_VERSION,
         "cells": [{"hdr": encode(a.overall())}, {"hdr": encode(b.overall())}],
     })  # fmt: skip
     loaded = json.loads(path.read_text())  # (results.load wants a whole run; this is the codec)

@@ -1,17 +1,20 @@
 """``--processes N``: one cell's workers split across N client processes, counted exactly and
-merged exactly."""
+merged exactly; and the supervisor that starts and stops every child process."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bench.children import Child, died_how, last_line
 from bench.histograms import decode, merge_encoded
 from bench.models import Base, User
 from bench.scenario import Sequence, load
-from bench.stats import latency_summary
+from bench.stats.summary import latency_summary
 from tests.conftest import engine_for, harness_connections
 from tests.test_run import assert_exact, results_of
 
@@ -77,3 +80,25 @@ def test_processes_need_enough_workers(bench) -> None:
         "bench: error: --processes 3: every pool size and worker count must be at least 3 "
         "(the smallest is 2)"
     )
+
+
+def test_a_child_is_interrupted_then_killed() -> None:
+    """``stop``: SIGINT first, which a Python child obeys; one that ignores it is killed once the
+    grace period is over. Its exit code says how it died."""
+    ready = "import signal, time; {}; print('ready', flush=True); time.sleep(60)"
+    polite = Child.start(
+        [sys.executable, "-c", ready.format("pass")], stdout=subprocess.PIPE, text=True
+    )
+    stubborn = Child.start(
+        [sys.executable, "-c", ready.format("signal.signal(signal.SIGINT, signal.SIG_IGN)")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    for child in (polite, stubborn):
+        assert child.proc.stdout is not None and child.proc.stdout.readline() == "ready\n"
+    assert died_how(polite.stop(grace=30)) == "killed by signal SIGINT"
+    assert died_how(stubborn.stop(grace=0.5)) == "killed by signal SIGKILL"
+    assert not polite.running() and not stubborn.running()
+    assert died_how(3) == "exited with code 3"
+    assert last_line(b"Traceback\n  File x\nValueError: no\n\n") == "ValueError: no"
+    assert last_line("", default="") == ""

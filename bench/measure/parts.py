@@ -1,12 +1,12 @@
 """``--processes N``: one cell's workers split across N client processes.
 
-A single Python process saturates one core long before a database server does; with several
-client processes a cell can drive more load than one can. The cell's own process seeds the
-tables, then starts N part processes (``python -m bench.processes``). Part ``k`` gets its share of
-the workers and of the pool and runs operations k, k+N, k+2N, ... of the same sequence; each warms
-up, reports ready, and all start measuring at one common instant (``perf_counter`` is the
-system-wide monotonic clock on Linux). Their recorders come back as JSON and are merged exactly:
-counts summed, HDR histograms added bucket by bucket. ``client_bound`` is judged per process.
+A single Python process saturates one core long before a database server does; with several client
+processes a cell can drive more load than one can. The cell's own process seeds the tables, then
+starts N part processes (``python -m bench.measure.parts``). Part ``k`` gets its share of the
+workers and of the pool and runs operations k, k+N, k+2N, ... of the same sequence; each warms up,
+reports ready, and all start measuring at one common instant (``perf_counter`` is the system-wide
+monotonic clock on Linux). Their recorders come back as JSON and are merged exactly: counts summed,
+HDR histograms added bucket by bucket. ``client_bound`` is judged per process.
 """
 
 from __future__ import annotations
@@ -24,19 +24,15 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench.errors import one_line, scrub
+from bench.children import Child, died_how, last_line
+from bench.errors import one_line
 from bench.histograms import encode
-from bench.measure.cell import (
-    CLIENT_BOUND_SHARE,
-    CellSpec,
-    Recorders,
-    peak_rss_mb,
-    run_async,
-    run_loop,
-    run_sync,
-    strict_warnings,
-)
+from bench.measure.engines import strict_warnings
+from bench.measure.instruments import CLIENT_BOUND_SHARE, peak_rss_mb
 from bench.measure.recorder import Recorder
+from bench.measure.spec import CellSpec
+from bench.measure.twins import Recorders, run_async, run_loop, run_sync
+from bench.results.store import write_atomic
 from bench.scenario import Scenario, Sequence, load
 
 START_DELAY_NS = 50_000_000  # from "go" to the common start: time for every part to hear it
@@ -78,18 +74,17 @@ def run_parts(
     data_path = folder / "data.pickle"
     data_path.write_bytes(pickle.dumps(seq.data))
     specs = part_specs(spec)
-    procs: list[subprocess.Popen[str]] = []
+    children: list[Child] = []
 
     def forward(signum: int, _: Any) -> None:
         stopping.set()
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+        for child in children:
+            child.interrupt()
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for part in specs:
-            proc = subprocess.Popen(
+            child = Child.start(
                 [sys.executable, "-m", "bench.measure.parts"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
@@ -97,36 +92,33 @@ def run_parts(
                 text=True,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-            procs.append(proc)
-            assert proc.stdin is not None
+            children.append(child)
             order = {
                 "spec": asdict(part),
                 "data": str(data_path),
                 "out": str(folder / f"{part.part}.json"),
             }
-            proc.stdin.write(json.dumps(order) + "\n")
-            proc.stdin.flush()
-        for k, proc in enumerate(procs):  # every part warmed up and ready
-            assert proc.stdout is not None
-            if proc.stdout.readline().strip() != "ready":
-                raise PartFailed(_death(k, proc))
+            _tell(child, json.dumps(order))
+        for k, child in enumerate(children):  # every part warmed up and ready
+            assert child.proc.stdout is not None
+            if child.proc.stdout.readline().strip() != "ready":
+                raise PartFailed(_death(k, child))
         start_ns = time.perf_counter_ns() + START_DELAY_NS
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write(f"go {start_ns}\n")
-            proc.stdin.close()
+        for child in children:
+            _tell(child, f"go {start_ns}")
+            assert child.proc.stdin is not None
+            child.proc.stdin.close()
         parts = []
-        for k, proc in enumerate(procs):
-            proc.wait()
+        for k, child in enumerate(children):
+            child.wait()
             out = folder / f"{k}.json"
             if not out.exists():
-                raise PartFailed(_death(k, proc))
+                raise PartFailed(_death(k, child))
             parts.append(json.loads(out.read_text()))
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        for child in children:
+            child.kill()
+            child.wait()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         for path in folder.iterdir():
@@ -135,14 +127,17 @@ def run_parts(
     return _merge(spec, parts, start_ns, recs)
 
 
-def _death(k: int, proc: subprocess.Popen[str]) -> str:
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
-    err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
-    code = proc.returncode
-    how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-    return f"client process {k} {how}" + (f": {scrub(err[-1])}" if err else "")
+def _tell(child: Child, line: str) -> None:
+    assert child.proc.stdin is not None
+    child.proc.stdin.write(line + "\n")
+    child.proc.stdin.flush()
+
+
+def _death(k: int, child: Child) -> str:
+    child.kill()
+    code = child.wait()
+    tail = last_line(child.proc.stderr.read() if child.proc.stderr else "", default="")
+    return f"client process {k} {died_how(code)}" + (f": {tail}" if tail else "")
 
 
 def _merge(
@@ -275,10 +270,7 @@ def part_main() -> int:
         "peak_rss_mb": peak_rss_mb(),
         "interrupted": stopping.is_set(),
     }
-    tmp = f"{order['out']}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(result, fh)
-    os.replace(tmp, order["out"])
+    write_atomic(Path(order["out"]), result)
     return 0
 
 

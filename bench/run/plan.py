@@ -10,8 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.errors import UsageError
+from bench.measure.spec import CellIdentity, cell_key
+from bench.results.schema import Mode
 
-MODES = ("sync", "async")
+MODES: tuple[Mode, ...] = ("sync", "async")
 
 
 @dataclass(frozen=True)
@@ -32,16 +34,16 @@ class Concurrency:
 
 @dataclass(frozen=True)
 class PlannedCell:
-    mode: str
+    mode: Mode
     pool_size: int
     max_overflow: int
     concurrency: int
     warmup: int
     trial: int
 
-    def key(self) -> tuple[str, int, int, int, int]:
-        """What identifies the cell in a run; a result's ``cell`` gives the same key."""
-        return (self.mode, self.pool_size, self.max_overflow, self.concurrency, self.trial)
+    def key(self) -> CellIdentity:
+        """What identifies the cell in a run: ``cell_key`` of a result's ``cell`` is the same."""
+        return cell_key(vars(self))
 
 
 def parse_pool_sizes(text: str) -> list[int]:
@@ -94,7 +96,7 @@ def build(
     max_overflow: int,
     trials: int,
     warmup: int | None = None,
-    modes: tuple[str, ...] = MODES,
+    modes: tuple[Mode, ...] = MODES,
 ) -> list[PlannedCell]:
     cells = []
     for trial in range(trials):
@@ -106,7 +108,7 @@ def build(
     return cells
 
 
-def parse_modes(text: str) -> tuple[str, ...]:
+def parse_modes(text: str) -> tuple[Mode, ...]:
     modes = tuple(dict.fromkeys(m.strip().lower() for m in text.split(",")))
     unknown = [m for m in modes if m not in MODES]
     if unknown or not modes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import tempfile
@@ -19,20 +18,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from bench.errors import RunError, scrub
-from bench.measure.cell import CellSpec, spec_json
+from bench.children import Child, died_how, last_line, stop_pid
+from bench.errors import RunError
+from bench.measure.spec import CellSpec
+from bench.results.schema import CellResult, RunDocument
 from bench.results.store import RESULTS_FILE, scrubbed, write_atomic
 from bench.run.plan import PlannedCell
-
-GRACE_S = 30.0  # how long an interrupted cell may take to wind down before it is killed
 
 
 @dataclass
 class Run:
     run_dir: Path
-    document: dict[str, Any]
+    document: RunDocument
     interrupted: bool = False
 
     @property
@@ -54,7 +52,7 @@ def run_plan(
     run: Run,
     cells: list[PlannedCell],
     template: CellSpec,
-    on_cell_done: Callable[[PlannedCell, dict[str, Any]], None] = lambda c, r: None,
+    on_cell_done: Callable[[PlannedCell, CellResult], None] = lambda c, r: None,
     keep_last: bool = False,
 ) -> Run:
     """Run every cell in order; stop early, keeping what was measured, on Ctrl-C."""
@@ -90,25 +88,24 @@ def run_plan(
 
 
 class Zygote:
-    """The fork server of a run (``bench.zygote``): one child process per cell, forked from a
-    process that has SQLAlchemy and the drivers imported already."""
+    """The fork server of a run (:mod:`bench.run.zygote`): one child process per cell, forked
+    from a process that has SQLAlchemy and the drivers imported already."""
 
     def __init__(self) -> None:
-        self.proc = subprocess.Popen(
+        self.child = Child.start(
             [sys.executable, "-m", "bench.run.zygote"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,  # a terminal's Ctrl-C reaches only us
         )
         self.answers: queue.Queue[dict[str, int] | None] = queue.Queue()
         threading.Thread(target=self._read, name="zygote-reader", daemon=True).start()
 
     def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+        assert self.child.proc.stdout is not None
+        for line in self.child.proc.stdout:
             self.answers.put(json.loads(line))
         self.answers.put(None)  # the zygote is gone
 
@@ -128,31 +125,27 @@ class Zygote:
 
     def run(self, spec: CellSpec, stderr_path: str) -> tuple[int, bool]:
         """Fork a child for the cell; its exit code, and whether we interrupted it."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"spec": spec_json(spec), "stderr": stderr_path}) + "\n")
-        self.proc.stdin.flush()
+        stdin = self.child.proc.stdin
+        assert stdin is not None
+        stdin.write(json.dumps({"spec": spec.to_json(), "stderr": stderr_path}) + "\n")
+        stdin.flush()
         pid = self.answer(timeout=60)["pid"]
         try:
             return self.answer()["code"], False
         except KeyboardInterrupt:
-            os.kill(pid, signal.SIGINT)
-            try:
-                return self.answer(timeout=GRACE_S)["code"], True
-            except (KeyboardInterrupt, TimeoutError):
-                os.kill(pid, signal.SIGKILL)
-                return self.answer(timeout=10)["code"], True
+            return stop_pid(pid, lambda timeout: self.answer(timeout)["code"]), True
 
     def close(self) -> None:
-        if self.proc.stdin:
-            self.proc.stdin.close()
+        if self.child.proc.stdin:
+            self.child.proc.stdin.close()
         try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.child.wait(timeout=10)
+        except TimeoutError:
+            self.child.kill()
+            self.child.wait()
 
 
-def run_cell_process(spec: CellSpec, zygote: Zygote | None = None) -> tuple[dict[str, Any], bool]:
+def run_cell_process(spec: CellSpec, zygote: Zygote | None = None) -> tuple[CellResult, bool]:
     """Run one cell in a fresh Python process (forked from ``zygote`` when given); return its
     result and whether we were interrupted."""
     fd, out_path = tempfile.mkstemp(prefix="asyncbench-cell-", suffix=".json")
@@ -171,40 +164,27 @@ def run_cell_process(spec: CellSpec, zygote: Zygote | None = None) -> tuple[dict
                 if os.path.exists(path):
                     os.unlink(path)
         return _interrupted(result, interrupted), interrupted
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    # own process group: a terminal's Ctrl-C reaches only us, and we forward it deliberately
-    proc = subprocess.Popen(
+    child = Child.start(
         [sys.executable, "-m", "bench.measure.cell"],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        env=env,
-        start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    interrupted = False
     try:
-        try:
-            _, stderr = proc.communicate(spec_json(spec).encode())
-        except KeyboardInterrupt:
-            interrupted = True
-            proc.send_signal(signal.SIGINT)
-            try:
-                _, stderr = proc.communicate(timeout=GRACE_S)
-            except (KeyboardInterrupt, subprocess.TimeoutExpired):
-                proc.kill()
-                _, stderr = proc.communicate()
-        result = _read_result(spec, out_path, proc.returncode, stderr)
+        done = child.finish(spec.to_json().encode())
+        result = _read_result(spec, out_path, done.returncode, done.stderr)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        child.kill()
+        child.wait()
         if os.path.exists(out_path):
             os.unlink(out_path)
-    return _interrupted(result, interrupted), interrupted
+    return _interrupted(result, done.interrupted), done.interrupted
 
 
-def _interrupted(result: dict[str, Any], interrupted: bool) -> dict[str, Any]:
-    died = (result.get("error") or {}).get("class") == "ProcessDied"
+def _interrupted(result: CellResult, interrupted: bool) -> CellResult:
+    error = result.get("error")
+    died = error is not None and error["class"] == "ProcessDied"
     if interrupted and (result.get("status") == "ok" or died):
         # we stopped it: a cell that died of our Ctrl-C (say, before its handlers were in place)
         # was interrupted, not crashed, and --resume runs it again
@@ -212,21 +192,17 @@ def _interrupted(result: dict[str, Any], interrupted: bool) -> dict[str, Any]:
     return result
 
 
-def _read_result(spec: CellSpec, out_path: str, returncode: int, stderr: bytes) -> dict[str, Any]:
+def _read_result(spec: CellSpec, out_path: str, returncode: int, stderr: bytes) -> CellResult:
     try:
         with open(out_path, encoding="utf-8") as fh:
-            result: dict[str, Any] = json.load(fh)
+            result: CellResult = json.load(fh)  # as the cell process wrote it
         return result
     except (OSError, json.JSONDecodeError):
         pass
-    tail = scrub(stderr.decode(errors="replace").strip().splitlines()[-1]) if stderr.strip() else ""
-    if returncode < 0:
-        try:
-            how = f"killed by signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            how = f"killed by signal {-returncode}"
-    else:
-        how = f"exited with code {returncode} before writing its result"
+    tail = last_line(stderr, default="")
+    how = died_how(returncode)
+    if returncode >= 0:
+        how += " before writing its result"
     return {
         "cell": spec.key(),
         "status": "crashed",

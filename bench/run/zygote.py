@@ -23,8 +23,13 @@ import sys
 import traceback
 
 PRELOAD = (
-    "bench.measure.cell",
+    "bench.measure.spec",
+    "bench.measure.engines",
+    "bench.measure.instruments",
+    "bench.measure.leases",
+    "bench.measure.twins",
     "bench.measure.parts",
+    "bench.measure.cell",
     "sqlalchemy.dialects.postgresql.psycopg2",
     "sqlalchemy.dialects.postgresql.asyncpg",
     "sqlalchemy.dialects.sqlite.pysqlite",

@@ -1,0 +1,195 @@
+"""The cell's instruments: pool events, the checkout timer's per-worker box, the pool sampler,
+the measured window's clocks, the event loop's lag, and the client process's own load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import threading
+import time
+from typing import Any, ClassVar
+
+from sqlalchemy import event
+from sqlalchemy.pool import QueuePool
+
+from bench.histograms import new_histogram
+from bench.measure.spec import CellSpec
+from bench.stats.summary import latency_summary
+
+# a client process using 90% of a core or more is limiting its own figures
+CLIENT_BOUND_SHARE = 0.9
+
+
+class PoolWatcher:
+    """Pool events: the peak of checked-out connections and connections opened while measuring."""
+
+    def __init__(self, pool: QueuePool, events: bool = True):
+        self.pool = pool
+        self.events = events
+        self.peak_checked_out = 0
+        self._out = 0
+        self.connects = 0
+        self.connects_measured = 0
+        self.measuring = False
+        self._lock = threading.Lock()
+        if events:
+            event.listen(pool, "checkout", self._on_checkout)
+            event.listen(pool, "checkin", self._on_checkin)
+            event.listen(pool, "connect", self._on_connect)
+
+    # our own count, not pool.checkedout(), which takes the pool queue's mutex on every call
+    def _on_checkout(self, *_: Any) -> None:
+        with self._lock:
+            self._out += 1
+            if self._out > self.peak_checked_out:
+                self.peak_checked_out = self._out
+
+    def _on_checkin(self, *_: Any) -> None:
+        with self._lock:
+            self._out -= 1
+
+    def _on_connect(self, *_: Any) -> None:
+        with self._lock:
+            self.connects += 1
+            if self.measuring:
+                self.connects_measured += 1
+
+    def report(self) -> dict[str, Any]:
+        checked_out = self.pool.checkedout()
+        report: dict[str, Any] = {
+            "class": sqlalchemy_class(self.pool).__name__,
+            "size": self.pool.size(),
+            "status": self.pool.status(),
+            "checked_out_at_end": checked_out,
+            "leak": checked_out != 0,
+        }
+        if self.events:
+            report.update(
+                peak_checked_out=self.peak_checked_out,
+                connections_opened=self.connects,
+                connections_opened_while_measuring=self.connects_measured,
+            )
+        return report
+
+
+def sqlalchemy_class(pool: QueuePool) -> type:
+    """The pool's SQLAlchemy class: the one a timed pool (a subclass) times."""
+    return next(c for c in type(pool).__mro__ if c.__module__.startswith("sqlalchemy."))
+
+
+class CheckoutTimer:
+    """Times the pool's own wait for a connection, per operation, without changing the operation.
+
+    The pool classes of :mod:`bench.measure.engines` (``TimedQueuePool`` and its async twin) add
+    the time spent waiting for a connection to a per-worker box found through a context
+    variable: threads each have their own context, and SQLAlchemy runs an ``AsyncSession``'s
+    work in greenlets that inherit the context of the task that awaits it.
+    """
+
+    box: ClassVar[contextvars.ContextVar[list[int]]] = contextvars.ContextVar(
+        "asyncbench_checkout_wait"
+    )
+
+    @classmethod
+    def start_worker(cls) -> list[int]:
+        """The calling worker's box: ``[nanoseconds waited, busy flag]``; reset box[0] per op."""
+        box = [0, 0]
+        cls.box.set(box)
+        return box
+
+
+class PoolSampler:
+    """Samples the pool's counters at a fixed rate from a thread of its own.
+
+    ``overflow()`` is negative until the pool has opened all of its connections.
+    """
+
+    def __init__(self, pool: QueuePool, hz: float):
+        self.pool = pool
+        self.period = 1.0 / hz
+        self.series: dict[str, list[float]] = {
+            "t_s": [], "checked_out": [], "checked_in": [], "overflow": [],
+        }  # fmt: skip
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pool-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+        self._thread.start()
+
+    def _run(self) -> None:
+        n = 0
+        while True:
+            self._sample()
+            n += 1
+            if self._done.wait(max(0.0, self._t0 + n * self.period - time.perf_counter())):
+                break
+
+    def _sample(self) -> None:
+        pool, series = self.pool, self.series
+        series["t_s"].append(round(time.perf_counter() - self._t0, 4))
+        series["checked_out"].append(pool.checkedout())
+        series["checked_in"].append(pool.checkedin())
+        series["overflow"].append(pool.overflow())
+
+    def stop(self) -> dict[str, Any]:
+        self._done.set()
+        self._thread.join()
+        self._sample()
+        return {"hz": 1.0 / self.period, "size": self.pool.size(), **self.series}
+
+
+class Window:
+    """The measured window: wall and CPU clocks, connections opened, the pool sampler."""
+
+    def __init__(self, spec: CellSpec, watcher: PoolWatcher, start_ns: int | None = None):
+        if start_ns is not None:  # the common start of a cell split across processes
+            time.sleep(max(0, start_ns - time.perf_counter_ns()) / 1e9)
+        self.watcher = watcher
+        self.sampler = PoolSampler(watcher.pool, spec.sample_hz) if spec.instrument else None
+        watcher.measuring = True
+        if self.sampler:
+            self.sampler.start()
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+
+    def close(self) -> tuple[dict[str, Any], float, float]:
+        """The pool report, and the wall and CPU seconds of the window."""
+        wall, cpu = time.perf_counter() - self.wall0, time.process_time() - self.cpu0
+        self.watcher.measuring = False
+        report = self.watcher.report()
+        if self.sampler:
+            report["series"] = self.sampler.stop()
+        return report, wall, cpu
+
+
+class LoopLag:
+    """A heartbeat task on the event loop: how late it wakes up is how busy the loop is."""
+
+    PERIOD_S = 0.01
+
+    def __init__(self) -> None:
+        self.histogram = new_histogram()
+        self._task = asyncio.get_running_loop().create_task(self._beat())
+
+    async def _beat(self) -> None:
+        due = time.perf_counter() + self.PERIOD_S
+        while True:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            now = time.perf_counter()
+            self.histogram.record_value(max(1, int((now - due) * 1e6)))
+            due = max(due + self.PERIOD_S, now)
+
+    async def stop(self) -> dict[str, Any]:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        return latency_summary(self.histogram)
+
+
+def peak_rss_mb() -> float:
+    """The most resident memory this process has used so far (Linux reports kilobytes)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,0 +1,167 @@
+"""What an operation receives, by the scenario's API: a ``Session`` (orm), a ``Connection``
+(core) or the driver's own connection (driver), opened per operation or held by the worker; the
+sync leases and their async twins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.util import greenlet_spawn
+
+from bench.measure.spec import CellSpec
+
+
+class Lease:
+    """What a worker opens for each operation: a new ``Session`` (orm), ``Connection`` (core) or
+    pooled driver connection (driver) per operation, from ``factory``. ``with lease() as s``."""
+
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable[[], Any]):
+        self.factory = factory
+
+    def __call__(self) -> Any:
+        return self.factory()
+
+    def close(self) -> None:
+        pass
+
+
+class _DriverConnection:
+    """``with``: the driver's own connection, checked out of the pool and back in."""
+
+    __slots__ = ("engine", "proxied")
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def __enter__(self) -> Any:
+        self.proxied = self.engine.raw_connection()
+        return self.proxied.driver_connection
+
+    def __exit__(self, *_: object) -> None:
+        self.proxied.close()
+
+
+class HeldDriverConnection:
+    """A worker's own pooled driver connection, checked out at its first operation and kept, as a
+    bare driver loop keeps its connection; after a failed operation it goes back to the pool (the
+    pool replaces it if it is broken) and the next operation checks out another."""
+
+    __slots__ = ("connection", "engine", "proxied")
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.proxied: Any = None
+        self.connection: Any = None
+
+    def __call__(self) -> HeldDriverConnection:
+        return self
+
+    def __enter__(self) -> Any:
+        if self.proxied is None:
+            self.proxied = self.engine.raw_connection()
+            self.connection = self.proxied.driver_connection
+        return self.connection
+
+    def __exit__(self, failed: object, *_: object) -> None:
+        if failed is not None:
+            self.close()
+
+    def close(self) -> None:
+        proxied, self.proxied = self.proxied, None
+        if proxied is not None:
+            proxied.close()
+
+
+class _AsyncDriverConnection:
+    """``async with``: the async driver's own connection (asyncpg's, psycopg's, aiomysql's).
+
+    Checking it back in may talk to the server (the pool's reset), which SQLAlchemy's async
+    adapters only do inside its greenlet bridge."""
+
+    __slots__ = ("engine", "proxied")
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+
+    async def __aenter__(self) -> Any:
+        self.proxied = await self.engine.raw_connection()
+        return self.proxied.driver_connection
+
+    async def __aexit__(self, *_: object) -> None:
+        await greenlet_spawn(self.proxied.close)
+
+
+class AsyncLease(Lease):
+    __slots__ = ()
+
+    async def close(self) -> None:  # type: ignore[override]
+        pass
+
+
+class HeldAsyncDriverConnection:
+    """The twin of :class:`HeldDriverConnection` for an async driver."""
+
+    __slots__ = ("connection", "engine", "proxied")
+
+    def __init__(self, engine: AsyncEngine):
+        self.engine = engine
+        self.proxied: Any = None
+        self.connection: Any = None
+
+    def __call__(self) -> HeldAsyncDriverConnection:
+        return self
+
+    async def __aenter__(self) -> Any:
+        if self.proxied is None:
+            self.proxied = await self.engine.raw_connection()
+            self.connection = self.proxied.driver_connection
+        return self.connection
+
+    async def __aexit__(self, failed: object, *_: object) -> None:
+        if failed is not None:
+            await self.close()
+
+    async def close(self) -> None:
+        proxied, self.proxied = self.proxied, None
+        if proxied is not None:
+            await greenlet_spawn(proxied.close)
+
+
+def holds_connections(spec: CellSpec, api: str) -> bool:
+    """Driver scenarios keep one connection per worker when the pool has one for every worker:
+    the ceiling a bare driver loop sets. Oversubscribed, they check out per operation."""
+    return api == "driver" and spec.concurrency <= spec.pool_size + spec.max_overflow
+
+
+def sync_leaser(engine: Engine, spec: CellSpec, api: str) -> Callable[[], Any]:
+    """A new lease per worker: ``Session`` (orm), ``Connection`` (core) or driver connection
+    (driver) per operation, or the worker's held driver connection."""
+    if api == "orm":
+        factory: Callable[[], Any] = sessionmaker(engine)
+    elif api == "core":
+        factory = engine.connect
+    elif holds_connections(spec, api):
+        return lambda: HeldDriverConnection(engine)
+    else:
+        factory = lambda: _DriverConnection(engine)  # noqa: E731
+    return lambda: Lease(factory)
+
+
+def async_leaser(engine: AsyncEngine, spec: CellSpec, api: str) -> Callable[[], Any]:
+    """The twin: ``AsyncSession``, ``AsyncConnection`` or the async driver's connection."""
+    if api == "orm":
+        factory: Callable[[], Any] = async_sessionmaker(engine, expire_on_commit=False)
+    elif api == "core":
+        factory = engine.connect
+    elif holds_connections(spec, api):
+        return lambda: HeldAsyncDriverConnection(engine)
+    else:
+        factory = lambda: _AsyncDriverConnection(engine)  # noqa: E731
+    return lambda: AsyncLease(factory)

@@ -1,0 +1,234 @@
+"""The sync and the async runner, twins: the same phases, the same recorder, the same pool
+instruments; the one difference is threads + ``Session`` against tasks + ``AsyncSession``.
+
+One operation: (open loop: wait for its intended time) -> open a session (or connection) ->
+the scenario's function (the pool's checkout inside it is timed apart: "checkout wait") ->
+close it. Latency counts from the intended start in open loop, from the actual start otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from bench import APP_NAME
+from bench.errors import one_line
+from bench.measure.engines import configure, engine_options, queue_pool
+from bench.measure.failures import classify
+from bench.measure.instruments import CheckoutTimer, LoopLag, PoolWatcher, Window
+from bench.measure.leases import async_leaser, sync_leaser
+from bench.measure.recorder import Recorder
+from bench.measure.spec import CellSpec
+from bench.scenario import Scenario, Sequence
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Recorders:
+    """The cell's two recorders: one for the warm-up, one for the measured phase."""
+
+    warmup: Recorder  # counted (so verify knows what ran) but not part of the figures
+    measured: Recorder
+
+
+def stride(spec: CellSpec) -> dict[str, int]:
+    """In one of several client processes, part ``k`` of ``N`` runs operations k, k+N, k+2N..."""
+    return {"offset": spec.part or 0, "step": spec.processes if spec.part is not None else 1}
+
+
+class Phase:
+    """Hands out operation indices in order, until the range, the deadline or a stop ends it.
+
+    In open loop (``rate``), operation ``i`` is due at a fixed intended time: the start of the
+    phase plus ``(i - first) / rate``, whatever happened to the operations before it.
+    """
+
+    def __init__(
+        self,
+        start: int,
+        stop: int,
+        stopping: threading.Event,
+        duration: float | None = None,
+        rate: float | None = None,
+        offset: int = 0,
+        step: int = 1,
+        started_ns: int | None = None,
+    ):
+        # next() on a count is atomic under the GIL; a process of several takes every step-th
+        self._next = itertools.count(start + offset, step)
+        self.first = start
+        self.stop = stop
+        self.stopping = stopping
+        self.started_ns = started_ns or time.perf_counter_ns()
+        self.deadline_ns = self.started_ns + int(duration * 1e9) if duration else None
+        self.interval_ns = int(1e9 / rate) if rate else 0
+
+    def take(self) -> int | None:
+        if self.stopping.is_set():
+            return None
+        i = next(self._next)
+        if i >= self.stop:
+            return None
+        if self.deadline_ns is not None:
+            due = self.due_ns(i) if self.interval_ns else time.perf_counter_ns()
+            if due >= self.deadline_ns:
+                return None
+        return i
+
+    def due_ns(self, i: int) -> int:
+        """Intended start of operation ``i`` (open loop)."""
+        return self.started_ns + (i - self.first) * self.interval_ns
+
+
+def run_sync(
+    spec: CellSpec,
+    scenario: Scenario,
+    seq: Sequence,
+    recs: Recorders,
+    stopping: threading.Event,
+    barrier: Callable[[], int] | None = None,
+) -> tuple[dict[str, Any], float, float]:
+    tag = f"{APP_NAME}:sync"
+    engine = create_engine(spec.sync_url, **engine_options(spec, spec.sync_url, tag, scenario.api))
+    configure(engine, spec)
+    new_lease = sync_leaser(engine, spec, scenario.api)
+    pool = queue_pool(engine.pool)
+    watcher = PoolWatcher(pool, events=spec.instrument)
+    ops = [scenario.sync_ops[kind] for kind in seq.kinds]
+
+    def worker(phase: Phase, rec: Recorder) -> None:
+        waited = CheckoutTimer.start_worker()
+        lease = new_lease()
+        while (i := phase.take()) is not None:
+            code = seq.codes[i]
+            due = 0
+            if phase.interval_ns:
+                due = phase.due_ns(i)
+                time.sleep(max(0, due - time.perf_counter_ns()) / 1e9)
+            t0 = time.perf_counter_ns()
+            waited[0] = 0
+            try:
+                with lease() as session:
+                    ops[code](session, seq.op(i))
+            except Exception as exc:
+                rec.failed(code, i, classify(exc), one_line(exc))
+            else:
+                rec.ok(code, t0, time.perf_counter_ns(), due, waited[0])
+        lease.close()
+        rec.flush()
+
+    def run_phase(phase: Phase, rec: Recorder) -> None:
+        with ThreadPoolExecutor(max_workers=spec.concurrency) as executor:
+            futures = [executor.submit(worker, phase, rec) for _ in range(spec.concurrency)]
+            for future in futures:
+                future.result()
+
+    try:
+        run_phase(Phase(0, spec.warmup, stopping, **stride(spec)), recs.warmup)
+        start_ns = barrier() if barrier else None
+        window = Window(spec, watcher, start_ns)
+        run_phase(
+            Phase(
+                spec.warmup, len(seq), stopping, spec.duration, spec.rate,
+                started_ns=start_ns, **stride(spec),
+            ),
+            recs.measured,
+        )  # fmt: skip
+        return window.close()
+    finally:
+        engine.dispose()
+
+
+async def sleep_until(due_ns: int) -> None:
+    """asyncio's timers fire up to 1 ms late (epoll rounds its timeout up to a millisecond), which
+    would count against async in open loop; so sleep until 1 ms before, then yield until due.
+    Threads' ``time.sleep`` needs no such help."""
+    early_ns = due_ns - time.perf_counter_ns() - 1_000_000
+    if early_ns > 0:
+        await asyncio.sleep(early_ns / 1e9)
+    while time.perf_counter_ns() < due_ns:
+        await asyncio.sleep(0)
+
+
+async def run_async(
+    spec: CellSpec,
+    scenario: Scenario,
+    seq: Sequence,
+    recs: Recorders,
+    stopping: threading.Event,
+    barrier: Callable[[], int] | None = None,
+) -> tuple[dict[str, Any], float, float]:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    tag = f"{APP_NAME}:async"
+    options = engine_options(spec, spec.async_url, tag, scenario.api, is_async=True)
+    engine: AsyncEngine = create_async_engine(spec.async_url, **options)
+    configure(engine.sync_engine, spec)
+    new_lease = async_leaser(engine, spec, scenario.api)
+    pool = queue_pool(engine.sync_engine.pool)
+    watcher = PoolWatcher(pool, events=spec.instrument)
+    ops = [scenario.async_ops[kind] for kind in seq.kinds]
+
+    async def worker(phase: Phase, rec: Recorder) -> None:
+        waited = CheckoutTimer.start_worker()
+        lease = new_lease()
+        while (i := phase.take()) is not None:
+            code = seq.codes[i]
+            due = 0
+            if phase.interval_ns:
+                due = phase.due_ns(i)
+                await sleep_until(due)
+            t0 = time.perf_counter_ns()
+            waited[0] = 0
+            try:
+                async with lease() as session:
+                    await ops[code](session, seq.op(i))
+            except Exception as exc:
+                rec.failed(code, i, classify(exc), one_line(exc))
+            else:
+                rec.ok(code, t0, time.perf_counter_ns(), due, waited[0])
+        await lease.close()
+        rec.flush()
+
+    async def run_phase(phase: Phase, rec: Recorder) -> None:
+        await asyncio.gather(*(worker(phase, rec) for _ in range(spec.concurrency)))
+
+    try:
+        await run_phase(Phase(0, spec.warmup, stopping, **stride(spec)), recs.warmup)
+        start_ns = barrier() if barrier else None  # blocks the loop: nothing else runs yet
+        lag = LoopLag() if spec.instrument else None
+        window = Window(spec, watcher, start_ns)
+        await run_phase(
+            Phase(
+                spec.warmup, len(seq), stopping, spec.duration, spec.rate,
+                started_ns=start_ns, **stride(spec),
+            ),
+            recs.measured,
+        )  # fmt: skip
+        report, wall, cpu = window.close()
+        if lag:
+            report["loop_lag"] = await lag.stop()
+        return report, wall, cpu
+    finally:
+        await engine.dispose()
+
+
+def run_loop(loop: str, coro: Coroutine[Any, Any, T]) -> T:
+    """Run the async side on asyncio's own event loop or on uvloop's."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
