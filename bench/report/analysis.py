@@ -1,22 +1,75 @@
-"""Shape a run document into tables (pandas) for reports and comparisons. No I/O."""
+"""A run document analysed once for its report: the cells as a table (pandas), the histograms of
+each (mode, pool size) merged over their trials, their percentiles, the summary rows and the
+warnings. The charts and tables of a report all draw from one :class:`Analysis`. No I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from hdrh.histogram import HdrHistogram
 
 from bench.histograms import merge_encoded
-from bench.stats import latency_summary, summary_rows
+from bench.report.checks import warnings
+from bench.stats.summary import latency_summary, summary_rows
 
 MODES = ("sync", "async")
 
 
-def cells_frame(document: dict[str, Any]) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Analysis:
+    """What a report shows of one run, derived once from its document."""
+
+    document: Mapping[str, Any]
+    cells: pd.DataFrame  # one row per cell (see cells_frame)
+    ok_cells: list[Mapping[str, Any]]  # the cells that finished measuring
+    pool_sizes: list[int]
+    summary: Sequence[Mapping[str, Any]]  # one row per pool size: sync and async side by side
+    histograms: dict[tuple[str, int], HdrHistogram]  # (mode, pool size) -> trials merged;
+    # pool sizes in order, sync first
+    percentiles: pd.DataFrame  # p50/p95/p99/mean (ms) per (mode, pool size), from histograms
+    warnings: list[str]
+
+    def histogram(
+        self, mode: str, pool_size: int, path: tuple[str, ...] = ("overall",)
+    ) -> HdrHistogram | None:
+        """The latency histogram at ``path`` (``("by_op", "read")``) of one (mode, pool size),
+        over its trials; None where the run has none."""
+        if path == ("overall",):
+            return self.histograms.get((mode, pool_size))
+        return merged(self.ok_cells, mode, pool_size, path)
+
+
+def analyse(document: Mapping[str, Any]) -> Analysis:
+    """Everything a report draws from ``document``, computed once."""
+    ok = [c for c in document["cells"] if c.get("status") == "ok"]
+    sizes = sorted({c["cell"]["pool_size"] for c in document["cells"] if "cell" in c})
+    histograms = {}
+    for pool_size in sizes:
+        for mode in MODES:
+            histogram = merged(ok, mode, pool_size)
+            if histogram is not None:
+                histograms[(mode, pool_size)] = histogram
+    summary = document.get("summary") or summary_rows(document["cells"])  # older runs: none
+    return Analysis(
+        document=document,
+        cells=cells_frame(document["cells"]),
+        ok_cells=ok,
+        pool_sizes=sizes,
+        summary=summary,
+        histograms=histograms,
+        percentiles=percentiles_frame(histograms),
+        warnings=warnings(document["cells"], summary),
+    )
+
+
+def cells_frame(cells: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per cell, with the figures reports plot; missing pieces (older runs, counts-only
     runs, crashed cells) are left empty rather than guessed."""
     rows = []
-    for cell in document["cells"]:
+    for cell in cells:
         key = cell.get("cell", {})
         latency = cell.get("latency") or {}
         overall = latency.get("overall") or {}
@@ -61,17 +114,16 @@ def _ms(us: float | None) -> float | None:
     return None if us is None else us / 1000
 
 
-def ok_cells(document: dict[str, Any]) -> list[dict[str, Any]]:
-    return [c for c in document["cells"] if c.get("status") == "ok"]
-
-
 def merged(
-    document: dict[str, Any], mode: str, pool_size: int, path: tuple[str, ...] = ("overall",)
-) -> Any:
-    """The histogram of one (mode, pool size) over all its trials, merged exactly; None if the
-    run has no histograms there."""
+    ok_cells: Sequence[Mapping[str, Any]],
+    mode: str,
+    pool_size: int,
+    path: tuple[str, ...] = ("overall",),
+) -> HdrHistogram | None:
+    """The latency histogram at ``path`` of one (mode, pool size) over all its trials, merged
+    exactly; None if the run has no histograms there."""
     encoded = []
-    for cell in ok_cells(document):
+    for cell in ok_cells:
         if cell["cell"]["mode"] != mode or cell["cell"]["pool_size"] != pool_size:
             continue
         node: Any = cell.get("latency") or {}
@@ -82,33 +134,19 @@ def merged(
     return merge_encoded(encoded) if encoded else None
 
 
-def merged_percentiles(document: dict[str, Any]) -> pd.DataFrame:
-    """p50/p95/p99 per (mode, pool size) from the merged histograms of its trials."""
+def percentiles_frame(histograms: dict[tuple[str, int], HdrHistogram]) -> pd.DataFrame:
+    """p50/p95/p99 and mean (ms) per (mode, pool size), in the order of ``histograms``."""
     rows = []
-    for pool_size in pool_sizes(document):
-        for mode in MODES:
-            histogram = merged(document, mode, pool_size)
-            if histogram is None:
-                continue
-            summary = latency_summary(histogram)
-            rows.append(
-                {
-                    "mode": mode,
-                    "pool_size": pool_size,
-                    "p50_ms": summary["p50_us"] / 1000,
-                    "p95_ms": summary["p95_us"] / 1000,
-                    "p99_ms": summary["p99_us"] / 1000,
-                    "mean_ms": summary["mean_us"] / 1000,
-                }
-            )
+    for (mode, pool_size), histogram in histograms.items():
+        summary = latency_summary(histogram)
+        rows.append(
+            {
+                "mode": mode,
+                "pool_size": pool_size,
+                "p50_ms": summary["p50_us"] / 1000,
+                "p95_ms": summary["p95_us"] / 1000,
+                "p99_ms": summary["p99_us"] / 1000,
+                "mean_ms": summary["mean_us"] / 1000,
+            }
+        )
     return pd.DataFrame(rows)
-
-
-def pool_sizes(document: dict[str, Any]) -> list[int]:
-    return sorted({c["cell"]["pool_size"] for c in document["cells"] if "cell" in c})
-
-
-def summary(document: dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-pool-size comparison: stored in newer runs, recomputed for older ones."""
-    stored = document.get("summary")
-    return stored if stored else summary_rows(document["cells"])

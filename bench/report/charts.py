@@ -1,8 +1,9 @@
 """The report's charts: matplotlib (Agg backend), one PNG each, sync and async in the same two
 colours everywhere, every axis labelled with its unit.
 
-Each function draws one chart from a run document and returns False when the run holds no data
-for it (an older run, a counts-only run), so the report can say so instead of drawing nothing.
+Each chart draws from the run's :class:`~bench.report.analysis.Analysis` and returns False when
+the run holds no data for it (an older run, a counts-only run), so the report can say so instead
+of drawing nothing. Importing this module loads matplotlib: import it only to draw.
 """
 
 from __future__ import annotations
@@ -17,15 +18,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from bench.report import analysis as frame
-from bench.stats import latency_summary, scan
+from bench.report.analysis import MODES, Analysis
+from bench.stats.summary import latency_summary, scan
 
 COLORS = {"sync": "#1f6fb4", "async": "#e8710a"}
 LABELS = {"sync": "sync (Session, threads)", "async": "async (AsyncSession, asyncio)"}
 DPI = 100
 
 
-def _save(fig: Figure, path: Path) -> None:
+def figure(size: tuple[float, float] = (7, 4), columns: int = 1) -> tuple[Figure, Any]:
+    """A new figure of ``size`` inches and its axes (one per column)."""
+    return plt.subplots(1, columns, figsize=size)
+
+
+def save(fig: Figure, path: Path) -> None:
+    """Write ``fig`` to ``path`` as PNG and free it."""
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
@@ -39,14 +46,14 @@ def _pool_axis(ax: Any, sizes: list[int]) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def throughput(document: dict[str, Any], path: Path) -> bool:
-    cells = frame.cells_frame(document)
+def throughput(analysis: Analysis, path: Path) -> bool:
+    cells = analysis.cells
     cells = cells[cells["status"] == "ok"]
     if cells.empty:
         return False
-    fig, ax = plt.subplots(figsize=(7, 4))
-    sizes = frame.pool_sizes(document)
-    for mode in frame.MODES:
+    fig, ax = figure()
+    sizes = analysis.pool_sizes
+    for mode in MODES:
         mine = cells[cells["mode"] == mode].groupby("pool_size")["throughput"]
         if not len(mine):
             continue
@@ -61,36 +68,36 @@ def throughput(document: dict[str, Any], path: Path) -> bool:
     band = ", band: min to max of trials" if trials > 1 else ""
     ax.set_title(f"Throughput vs pool size (median of {trials} trial(s){band})")
     ax.legend()
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
-def latency(document: dict[str, Any], path: Path) -> bool:
-    table = frame.merged_percentiles(document)
+def latency(analysis: Analysis, path: Path) -> bool:
+    table = analysis.percentiles
     if table.empty:
         return False
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = figure()
     styles = {"p50_ms": ("o-", "p50"), "p95_ms": ("s--", "p95"), "p99_ms": ("^:", "p99")}
-    for mode in frame.MODES:
+    for mode in MODES:
         mine = table[table["mode"] == mode]
         for column, (style, name) in styles.items():
             ax.plot(
                 mine["pool_size"], mine[column], style, color=COLORS[mode], label=f"{mode} {name}"
             )
-    _pool_axis(ax, frame.pool_sizes(document))
+    _pool_axis(ax, analysis.pool_sizes)
     ax.set_yscale("log")
     ax.set_ylabel("latency (ms, log scale)")
     ax.set_title("Latency percentiles vs pool size (trials merged)")
     ax.legend(ncol=2, fontsize="small")
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
-def ratio(document: dict[str, Any], path: Path) -> bool:
-    rows = [r for r in frame.summary(document) if r.get("ratio_ops_s")]
+def ratio(analysis: Analysis, path: Path) -> bool:
+    rows = [r for r in analysis.summary if r.get("ratio_ops_s")]
     if not rows:
         return False
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = figure()
     sizes = [r["pool_size"] for r in rows]
     # neutral colours: blue and orange mean sync and async everywhere else
     for key, label, marker, colour, nudge in (
@@ -110,30 +117,30 @@ def ratio(document: dict[str, Any], path: Path) -> bool:
     ax.set_ylabel("async / sync (x)")
     ax.set_title("async/sync ratio with 95% confidence interval (1.0 = equal)")
     ax.legend(fontsize="small")
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
-def per_operation(document: dict[str, Any], path: Path, pool_size: int) -> bool:
+def per_operation(analysis: Analysis, path: Path, pool_size: int) -> bool:
     ops: list[str] = []
     values: dict[str, dict[str, tuple[float, float]]] = {}
-    for mode in frame.MODES:
-        for cell in frame.ok_cells(document):
+    for mode in MODES:
+        for cell in analysis.ok_cells:
             if cell["cell"]["mode"] != mode or cell["cell"]["pool_size"] != pool_size:
                 continue
             for op in (cell.get("latency") or {}).get("by_op", {}):
                 if op not in ops:
                     ops.append(op)
         for op in ops:
-            histogram = frame.merged(document, mode, pool_size, ("by_op", op))
+            histogram = analysis.histogram(mode, pool_size, ("by_op", op))
             if histogram is not None:
                 s = latency_summary(histogram)
                 values.setdefault(mode, {})[op] = (s["p50_us"] / 1000, s["p99_us"] / 1000)
     if not values:
         return False
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = figure()
     width = 0.38
-    for k, mode in enumerate(frame.MODES):
+    for k, mode in enumerate(MODES):
         xs = [i + (k - 0.5) * width for i in range(len(ops))]
         p50 = [values.get(mode, {}).get(op, (0, 0))[0] for op in ops]
         p99 = [values.get(mode, {}).get(op, (0, 0))[1] for op in ops]
@@ -146,20 +153,20 @@ def per_operation(document: dict[str, Any], path: Path, pool_size: int) -> bool:
     ax.set_title(f"Latency per operation type at pool {pool_size} (trials merged)")
     ax.legend(fontsize="small", ncol=2)
     ax.grid(True, axis="y", alpha=0.3)
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
 PERCENTILE_TICKS = (0.0, 50.0, 90.0, 99.0, 99.9, 99.99)
 
 
-def distribution(document: dict[str, Any], path: Path, sizes: list[int]) -> bool:
-    fig, ax = plt.subplots(figsize=(7, 4))
+def distribution(analysis: Analysis, path: Path, sizes: list[int]) -> bool:
+    fig, ax = figure()
     styles = ["-", "--", ":"]
     drawn = False
     for n, pool_size in enumerate(sizes):
-        for mode in frame.MODES:
-            histogram = frame.merged(document, mode, pool_size)
+        for mode in MODES:
+            histogram = analysis.histogram(mode, pool_size)
             if histogram is None:
                 continue
             _, at = scan(histogram, _percentile_points(histogram.get_total_count()))
@@ -186,7 +193,7 @@ def distribution(document: dict[str, Any], path: Path, sizes: list[int]) -> bool
     ax.set_title("Latency distribution (percentile curve, trials merged)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
@@ -196,15 +203,15 @@ def _percentile_points(count: int) -> list[float]:
     return [p for p in points if p == 0 or (1 - p / 100) * count >= 1]
 
 
-def checkout_wait(document: dict[str, Any], path: Path) -> bool:
-    cells = frame.cells_frame(document)
+def checkout_wait(analysis: Analysis, path: Path) -> bool:
+    cells = analysis.cells
     cells = cells[(cells["status"] == "ok") & cells["wait_mean_ms"].notna()]
     if cells.empty:
         return False
-    sizes = frame.pool_sizes(document)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    sizes = analysis.pool_sizes
+    fig, ax = figure()
     width = 0.38
-    for k, mode in enumerate(frame.MODES):
+    for k, mode in enumerate(MODES):
         mine = cells[cells["mode"] == mode].groupby("pool_size")[["wait_mean_ms", "rest_mean_ms"]]
         means = mine.mean().reindex(sizes)
         xs = [i + (k - 0.5) * width for i in range(len(sizes))]
@@ -226,15 +233,15 @@ def checkout_wait(document: dict[str, Any], path: Path) -> bool:
     ax.set_title("Where the time goes: waiting for a connection vs the rest")
     ax.legend(fontsize="small", ncol=2)
     ax.grid(True, axis="y", alpha=0.3)
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
-def pool_over_time(document: dict[str, Any], path: Path, pool_size: int) -> bool:
-    fig, ax = plt.subplots(figsize=(7, 4))
+def pool_over_time(analysis: Analysis, path: Path, pool_size: int) -> bool:
+    fig, ax = figure()
     drawn = False
-    for mode in frame.MODES:
-        for cell in frame.ok_cells(document):
+    for mode in MODES:
+        for cell in analysis.ok_cells:
             c = cell["cell"]
             series = (cell.get("pool") or {}).get("series")
             if c["mode"] == mode and c["pool_size"] == pool_size and c["trial"] == 0 and series:
@@ -251,18 +258,18 @@ def pool_over_time(document: dict[str, Any], path: Path, pool_size: int) -> bool
     ax.set_title(f"Checked-out connections over time, pool {pool_size}, trial 1")
     ax.legend(fontsize="small")
     ax.grid(True, alpha=0.3)
-    _save(fig, path)
+    save(fig, path)
     return True
 
 
-def client_load(document: dict[str, Any], path: Path) -> bool:
-    cells = frame.cells_frame(document)
+def client_load(analysis: Analysis, path: Path) -> bool:
+    cells = analysis.cells
     cells = cells[(cells["status"] == "ok") & cells["cpu_share"].notna()]
     if cells.empty:
         return False
-    sizes = frame.pool_sizes(document)
-    fig, (cpu_ax, lag_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    for mode in frame.MODES:
+    sizes = analysis.pool_sizes
+    fig, (cpu_ax, lag_ax) = figure((10, 4), columns=2)
+    for mode in MODES:
         mine = cells[cells["mode"] == mode].groupby("pool_size")["cpu_share"].median()
         cpu_ax.plot(mine.index, mine.values * 100, "o-", color=COLORS[mode], label=mode)
     cpu_ax.axhline(90, color="red", linestyle="--", linewidth=1, label="client-bound (90%)")
@@ -286,5 +293,5 @@ def client_load(document: dict[str, Any], path: Path) -> bool:
     lag_ax.set_ylabel("event-loop lag (ms)")
     lag_ax.set_ylim(bottom=0)
     lag_ax.set_title("Event-loop lag, async (median of trials)")
-    _save(fig, path)
+    save(fig, path)
     return True

@@ -2,7 +2,8 @@
 written only to reports/, so a report can always be regenerated.
 
 The page opens from the file system with no network: the charts are PNG files beside it, and the
-style is inline.
+style is inline (:mod:`bench.report.page`). Everything on it comes from one analysis of the run
+(:mod:`bench.report.analysis`).
 """
 
 from __future__ import annotations
@@ -10,18 +11,18 @@ from __future__ import annotations
 import csv
 import html
 import json
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.errors import RunError, UsageError
-from bench.report import analysis as frame
+from bench.errors import UsageError
 from bench.report import charts
 from bench.report import micro_page as micro
-from bench.report.console import warnings
-from bench.report.style import STYLE
-from bench.results.store import RESULTS_FILE, load, sides
+from bench.report.analysis import Analysis, analyse
+from bench.report.page import shell, staging_folder
+from bench.report.verdict import verdict_lines
+from bench.results.describe import sides
+from bench.results.store import RESULTS_FILE, load
 
 # Marks the page with how many charts loaded, and says so in place of any that did not.
 CHECK_IMAGES = """
@@ -59,55 +60,38 @@ CHART_CAPTIONS = {
 }
 
 
-def staging_folder(reports_dir: Path, name: str) -> tuple[Path, Path]:
-    """``reports/<name>`` and an empty hidden folder beside it to draw the page in, renamed into
-    place when done (so a failed render never leaves half a report)."""
-    out = reports_dir / name
-    tmp = reports_dir / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir(parents=True)
-    except OSError as exc:  # e.g. a --reports-dir that is a file, or read-only
-        reason = exc.strerror or type(exc).__name__
-        raise RunError(f"reports folder {reports_dir} is not writable: {reason}") from None
-    return out, tmp
-
-
 def build(results_path: Path, reports_dir: Path, pool_size: int | None = None) -> Path:
     """Write ``reports/<run id>/index.html`` and its charts; return the page's path."""
     document = load(results_path)
     run_dir = results_path.parent if results_path.is_file() else results_path
     run_id = str(document.get("run_id") or run_dir.resolve().name or "run")  # never "": reports/
-    out, tmp = staging_folder(reports_dir, run_id)
-    sizes = frame.pool_sizes(document)
-    chosen = _choose(sizes, pool_size)
+    analysis = analyse(document)
+    sizes = analysis.pool_sizes
+    chosen = _choose(sizes, pool_size)  # a pool size not in the run: refused before drawing
+    stage = staging_folder(reports_dir, run_id)
     drawn: list[tuple[str, str, str]] = []
     plans: list[tuple[str, str, Callable[[Path], bool]]] = [
-        ("throughput", "Throughput vs pool size", lambda p: charts.throughput(document, p)),
-        ("latency", "Latency percentiles vs pool size", lambda p: charts.latency(document, p)),
-        ("ratio", "async/sync ratio", lambda p: charts.ratio(document, p)),
+        ("throughput", "Throughput vs pool size", lambda p: charts.throughput(analysis, p)),
+        ("latency", "Latency percentiles vs pool size", lambda p: charts.latency(analysis, p)),
+        ("ratio", "async/sync ratio", lambda p: charts.ratio(analysis, p)),
         ("per_operation", f"Latency per operation type, pool {chosen}",
-         lambda p: charts.per_operation(document, p, chosen)),
+         lambda p: charts.per_operation(analysis, p, chosen)),
         ("distribution", "Latency distribution",
-         lambda p: charts.distribution(document, p, _spread(sizes))),
-        ("checkout_wait", "Checkout wait vs the rest", lambda p: charts.checkout_wait(document, p)),
+         lambda p: charts.distribution(analysis, p, _spread(sizes))),
+        ("checkout_wait", "Checkout wait vs the rest", lambda p: charts.checkout_wait(analysis, p)),
         ("pool_over_time", f"Checked-out connections over time, pool {chosen}",
-         lambda p: charts.pool_over_time(document, p, chosen)),
-        ("client_load", "Client CPU and event-loop lag", lambda p: charts.client_load(document, p)),
+         lambda p: charts.pool_over_time(analysis, p, chosen)),
+        ("client_load", "Client CPU and event-loop lag", lambda p: charts.client_load(analysis, p)),
     ]  # fmt: skip
     missing = []
     if not document["cells"]:  # a load test alone: nothing for the cell charts
         plans = []
     for name, title, draw in plans:
-        if draw(tmp / f"{name}.png"):
+        if draw(stage.tmp / f"{name}.png"):
             drawn.append((name, title, CHART_CAPTIONS[name]))
         else:
             missing.append(title)
-    page = render(document, drawn, missing, run_dir, tmp)
-    (tmp / "index.html").write_text(page, encoding="utf-8")
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out / "index.html"
+    return stage.publish(render(analysis, drawn, missing, run_dir, stage.tmp))
 
 
 def _choose(sizes: list[int], wanted: int | None) -> int:
@@ -124,7 +108,7 @@ def _spread(sizes: list[int]) -> list[int]:
     return list(dict.fromkeys(picked))
 
 
-def loadtest_section(document: dict[str, Any]) -> list[str]:
+def loadtest_section(document: Mapping[str, Any]) -> list[str]:
     """Sync against async endpoints under HTTP load, from a ``bench loadtest --headless`` run."""
     summary = document["loadtest"]
     config = document.get("config", {})
@@ -156,100 +140,24 @@ def loadtest_section(document: dict[str, Any]) -> list[str]:
     ]
 
 
-def verdict_lines(document: dict[str, Any]) -> tuple[str, list[str]]:
-    """A headline and one sentence per pool size, computed from the data."""
-    if document.get("loadtest") and not document["cells"]:
-        return loadtest_verdict(document["loadtest"]), []
-    rows = frame.summary(document)
-    lines = []
-    counts = {"async faster": 0, "async slower": 0, "no significant difference": 0}
-    for row in rows:
-        interval = row.get("ratio_ops_s")
-        if not interval:
-            lines.append(f"At pool {row['pool_size']}: not enough completed cells to compare.")
-            continue
-        point, lo, hi = interval
-        p99 = row.get("ratio_p99_us")
-        if row.get("verdict_by") == "p99 latency" and p99:
-            lines.append(
-                f"At pool {row['pool_size']} ({_workers(row['concurrency'])}), at a fixed rate, "
-                f"async p99 latency is {p99[0]:.2f}\u00d7 sync's (95% CI {p99[1]:.2f}\u2013"
-                f"{p99[2]:.2f}): {row['verdict']}."
-            )
-            if row["verdict"] in counts:
-                counts[row["verdict"]] += 1
-            continue
-        sentence = (
-            f"At pool {row['pool_size']} ({_workers(row['concurrency'])}), async reaches "
-            f"{point:.2f}\u00d7 sync throughput"
-        )
-        if row.get("sync_trials", 0) >= 2 and row.get("async_trials", 0) >= 2:
-            sentence += f" (95% CI {lo:.2f}\u2013{hi:.2f})"
-        if p99:
-            sentence += f", p99 latency {_pct(p99[0])}"
-        sentence += f": {row['verdict']}."
-        lines.append(sentence)
-        if row["verdict"] in counts:
-            counts[row["verdict"]] += 1
-    trials = document.get("config", {}).get("trials", "?")
-    if sum(counts.values()):
-        headline = (
-            f"Async was faster than sync at {counts['async faster']} of {len(rows)} pool sizes, "
-            f"slower at {counts['async slower']}, and not significantly different at "
-            f"{counts['no significant difference']} ({trials} trials per cell)."
-        )
-    else:
-        headline = (
-            f"{trials} trial(s) per cell: too few to tell a difference from noise; run with "
-            "--trials 3 or more for confidence intervals."
-        )
-    return headline, lines
-
-
-def loadtest_verdict(summary: dict[str, Any]) -> str:
-    sync, asyn = summary.get("sync") or {}, summary.get("async") or {}
-    if not sync.get("requests_per_s") or not asyn.get("requests_per_s"):
-        return "The load test has no requests on one of the two sides."
-    ratio = asyn["requests_per_s"] / sync["requests_per_s"]
-    text = (
-        f"Under HTTP load the async endpoints served {asyn['requests_per_s']:,.1f} requests/s "
-        f"against {sync['requests_per_s']:,.1f} for the sync ones ({ratio:.2f}\u00d7)"
-    )
-    p99s, p99a = (
-        (sync.get("latency") or {}).get("p99_us"),
-        (asyn.get("latency") or {}).get("p99_us"),
-    )
-    if p99s and p99a:
-        text += f"; p99 {p99a / 1000:.1f} ms against {p99s / 1000:.1f} ms"
-    failures = sync.get("failures", 0) + asyn.get("failures", 0)
-    return text + (f"; {failures} failed requests." if failures else "; no failed requests.")
-
-
-def _workers(n: int) -> str:
-    return f"{n} worker" if n == 1 else f"{n} workers"
-
-
-def _pct(ratio: float) -> str:
-    return f"{(ratio - 1) * 100:+.0f}%"
-
-
 def render(
-    document: dict[str, Any],
+    analysis: Analysis,
     drawn: list[tuple[str, str, str]],
     missing: list[str],
     run_dir: Path,
     out: Path | None = None,
 ) -> str:
+    """The page's HTML: verdict, warnings, charts (``drawn``: name, title, caption), every cell,
+    the run folder's other files, environment and configuration; micro-benchmark charts are
+    drawn into ``out``."""
+    document = analysis.document
     config = document.get("config", {})
     env = document.get("environment", {})
     e = html.escape
     server = str(env.get("server_version") or "?").split(" on ")[0]
-    headline, lines = verdict_lines(document)
+    headline, lines = verdict_lines(analysis)
     sync_side, async_side = sides(config)
     parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>asyncbench {e(str(document.get('run_id', '')))}</title>",
-        f"<style>{STYLE}</style><script>{CHECK_IMAGES}</script></head><body>",
         (
             "<h1>asyncbench: HTTP load test, sync against async endpoints</h1>"
             if document.get("kind") == "loadtest"
@@ -279,10 +187,9 @@ def render(
     ]
     if document.get("loadtest"):
         parts += loadtest_section(document)
-    problems = warnings(document["cells"], frame.summary(document))
-    if problems:
+    if analysis.warnings:
         parts.append("<h2 id='warnings'>Warnings</h2><div class='warn'><ul>")
-        parts += [f"<li>{e(p)}</li>" for p in problems]
+        parts += [f"<li>{e(p)}</li>" for p in analysis.warnings]
         parts.append("</ul></div>")
     if document["cells"]:
         parts.append("<h2 id='charts'>Charts</h2>")
@@ -297,7 +204,7 @@ def render(
         )
     if document["cells"]:
         parts.append("<h2 id='cells'>Every cell</h2>")
-        parts.append(cells_table(document))
+        parts.append(cells_table(analysis))
     parts += extra_sections(run_dir, out)
     parts.append("<h2 id='environment'>Environment</h2>")
     parts.append(_kv_table({**env, "packages": env.get("packages")}))
@@ -305,9 +212,9 @@ def render(
     parts.append(_kv_table(config))
     parts.append(
         "<p>Generated by <code>bench report</code> from <code>"
-        f"{e(str(run_dir / RESULTS_FILE))}</code>.</p></body></html>"
+        f"{e(str(run_dir / RESULTS_FILE))}</code>.</p>"
     )
-    return "\n".join(parts)
+    return shell(f"asyncbench {document.get('run_id', '')}", parts, script=CHECK_IMAGES)
 
 
 CELL_COLUMNS = [
@@ -333,8 +240,9 @@ CELL_COLUMNS = [
 ]
 
 
-def cells_table(document: dict[str, Any]) -> str:
-    table = frame.cells_frame(document)
+def cells_table(analysis: Analysis) -> str:
+    """Every cell of the run, one row each, in pool size, trial, sync-then-async order."""
+    table = analysis.cells
     if table.empty:
         return "<p>No cells.</p>"
     table = table.sort_values(["pool_size", "trial", "mode"], ascending=[True, True, False])
@@ -351,7 +259,7 @@ def cells_table(document: dict[str, Any]) -> str:
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _kv_table(mapping: dict[str, Any]) -> str:
+def _kv_table(mapping: Mapping[str, Any]) -> str:
     rows = []
     for key, value in mapping.items():
         shown = json.dumps(value) if isinstance(value, (dict, list)) else str(value)

@@ -1,4 +1,6 @@
 """``bench compare A B``: what changed from run A to run B, cell by cell, and a regression gate.
+Pure: the terminal table (:mod:`bench.report.console`) and the page
+(:mod:`bench.report.compare_page`) show what these functions find.
 
 Cells are matched on (mode, pool size, workers). Each change is mean(B) / mean(A) over the trials,
 with a 95% bootstrap confidence interval; it is significant when the interval excludes 1.0 (which
@@ -10,15 +12,12 @@ nothing can be tested and the point estimate decides), so noise alone does not f
 
 from __future__ import annotations
 
-import html
-import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from bench.errors import RunError, UsageError
-from bench.report.style import STYLE
-from bench.stats import bootstrap_ratio
+from bench.errors import UsageError
+from bench.stats.summary import bootstrap_ratio
 
 METRICS = {  # name -> (cell value, higher is better)
     "throughput": (lambda c: c["throughput"], True),
@@ -29,6 +28,8 @@ METRICS = {  # name -> (cell value, higher is better)
 
 @dataclass(frozen=True)
 class Rule:
+    """One ``--fail-on`` limit: ``throughput:5%`` is Rule("throughput", 0.05)."""
+
     metric: str
     threshold: float  # 0.05 for 5%
 
@@ -37,6 +38,7 @@ class Rule:
 
 
 def parse_rule(text: str) -> Rule:
+    """``METRIC:N%`` as a Rule, or one clear UsageError."""
     metric, sep, amount = text.partition(":")
     metric = metric.strip().lower()
     if not sep or metric not in METRICS:
@@ -52,7 +54,7 @@ def parse_rule(text: str) -> Rule:
     return Rule(metric, value / 100)
 
 
-def changes(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+def changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per cell present in both runs."""
     if a["config"].get("scenario") != b["config"].get("scenario"):
         raise UsageError(
@@ -90,14 +92,14 @@ def changes(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _has(cell: dict[str, Any], metric: str) -> bool:
+def _has(cell: Mapping[str, Any], metric: str) -> bool:
     return metric == "throughput" or bool(
         (cell.get("latency") or {}).get("overall", {}).get("count")
     )
 
 
-def _groups(document: dict[str, Any]) -> dict[tuple[str, int, int], list[dict[str, Any]]]:
-    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+def _groups(document: Mapping[str, Any]) -> dict[tuple[str, int, int], list[Mapping[str, Any]]]:
+    groups: dict[tuple[str, int, int], list[Mapping[str, Any]]] = {}
     for cell in document["cells"]:
         if cell.get("status") != "ok":
             continue
@@ -106,7 +108,7 @@ def _groups(document: dict[str, Any]) -> dict[tuple[str, int, int], list[dict[st
     return groups
 
 
-def regressions(rows: list[dict[str, Any]], rules: list[Rule]) -> list[str]:
+def regressions(rows: Sequence[Mapping[str, Any]], rules: Sequence[Rule]) -> list[str]:
     """Sentences for every change beyond a rule's threshold in the bad direction."""
     found = []
     for row in rows:
@@ -130,7 +132,7 @@ def _pct(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f}%"
 
 
-def describe(change: dict[str, Any], unit: str) -> str:
+def describe(change: Mapping[str, Any], unit: str) -> str:
     """``1,020 -> 950 -6.9% [-9.0, -4.1]``: A to B, the change and its 95% interval (in %)."""
     if change["a"] is None or change["b"] is None or not change["ratio"]:
         return "-"
@@ -143,57 +145,6 @@ def describe(change: dict[str, Any], unit: str) -> str:
     )
 
 
-def significant(row: dict[str, Any]) -> str:
+def significant(row: Mapping[str, Any]) -> str:
+    """The metrics of a row whose change is significant, in words."""
     return ", ".join(m for m in METRICS if row[m]["significant"]) or "none"
-
-
-def write_html(
-    a: dict[str, Any], b: dict[str, Any], rows: list[dict[str, Any]], found: list[str], out: Path
-) -> Path:
-    """reports/compare-<A>-vs-<B>/index.html"""
-    folder = out / f"compare-{a.get('run_id')}-vs-{b.get('run_id')}"
-    shutil.rmtree(folder, ignore_errors=True)
-    try:
-        folder.mkdir(parents=True)
-    except OSError as exc:  # e.g. a --reports-dir that is a file, or read-only
-        reason = exc.strerror or type(exc).__name__
-        raise RunError(f"reports folder {out} is not writable: {reason}") from None
-    e = html.escape
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in (
-            "mode",
-            "pool",
-            "workers",
-            "throughput (ops/s)",
-            "p50 (ms)",
-            "p99 (ms)",
-            "significant",
-        )
-    )
-    body = "".join(
-        f"<tr><td class='{r['mode']}'>{r['mode']}</td><td>{r['pool_size']}</td>"
-        f"<td>{r['concurrency']}</td><td>{e(describe(r['throughput'], 'ops/s'))}</td>"
-        f"<td>{e(describe(r['p50'], 'ms'))}</td><td>{e(describe(r['p99'], 'ms'))}</td>"
-        f"<td>{e(significant(r))}</td></tr>"
-        for r in rows
-    )
-    verdict = (
-        "<div class='warn'><b>Regressions beyond the limits:</b><ul>"
-        + "".join(f"<li>{e(f)}</li>" for f in found)
-        + "</ul></div>"
-        if found
-        else "<div class='verdict'>No change beyond the limits given.</div>"
-    )
-    page = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>asyncbench compare</title><style>{STYLE}</style></head><body>"
-        f"<h1>asyncbench: {e(str(b['config'].get('scenario')))}, "
-        f"<code>{e(str(a.get('run_id')))}</code> (A) vs <code>{e(str(b.get('run_id')))}</code> "
-        "(B)</h1><p>Each change is mean(B) / mean(A) over the trials, with a 95% bootstrap "
-        "confidence interval; significant when the interval excludes no change.</p>"
-        f"{verdict}<table><tr>{head}</tr>{body}</table></body></html>"
-    )
-    path = folder / "index.html"
-    path.write_text(page, encoding="utf-8")
-    return path
