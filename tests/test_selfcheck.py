@@ -13,7 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from bench.db.target import target_from_url
-from bench.selfcheck import checks as selfcheck
+from bench.selfcheck import figures
+from bench.selfcheck.pgbench import PGBENCH_TABLES, Pgbench
 from tests.conftest import engine_for, harness_connections
 
 REDUCED = (
@@ -112,7 +113,7 @@ def test_selfcheck_prints_every_row_and_sane_figures(bench, pg_url: str, tmp_pat
     engine = engine_for(pg_url)
     try:
         with engine.connect() as conn:
-            names = ("bench_user", "bench_address", *selfcheck.PGBENCH_TABLES)
+            names = ("bench_user", "bench_address", *PGBENCH_TABLES)
             left = [n for n in names if conn.scalar(text(f"select to_regclass('{n}')"))]
     finally:
         engine.dispose()
@@ -124,29 +125,29 @@ def test_selfcheck_prints_every_row_and_sane_figures(bench, pg_url: str, tmp_pat
 
 
 def test_judge_needs_every_round_or_a_narrow_spread() -> None:
-    at_least = selfcheck.CEILING_TARGET
+    at_least = figures.CEILING_TARGET
     margin = 1 - at_least
 
     def meets(v: float) -> bool:
         return v >= at_least
 
-    assert selfcheck.judge([0.95, 0.91, 0.97], meets, margin) == "yes"
-    assert selfcheck.judge([0.5, 0.6, 0.89], meets, margin) == "no"
-    assert selfcheck.judge([0.85, 0.92, 0.93], meets, margin) == "yes"  # narrow: the median
-    assert selfcheck.judge([0.85, 0.86, 0.93], meets, margin) == "no"
-    assert selfcheck.judge([0.5, 0.92, 0.95], meets, margin) == "unclear"  # wide and straddling
+    assert figures.judge([0.95, 0.91, 0.97], meets, margin) == "yes"
+    assert figures.judge([0.5, 0.6, 0.89], meets, margin) == "no"
+    assert figures.judge([0.85, 0.92, 0.93], meets, margin) == "yes"  # narrow: the median
+    assert figures.judge([0.85, 0.86, 0.93], meets, margin) == "no"
+    assert figures.judge([0.5, 0.92, 0.95], meets, margin) == "unclear"  # wide and straddling
 
 
 def test_rounds_rotate_so_none_always_runs_first() -> None:
     items = ["a", "b", "c"]
-    firsts = [selfcheck.rotate(items, n)[0] for n in range(3)]
+    firsts = [figures.rotate(items, n)[0] for n in range(3)]
     assert sorted(firsts) == items
-    assert all(sorted(selfcheck.rotate(items, n)) == items for n in range(5))
+    assert all(sorted(figures.rotate(items, n)) == items for n in range(5))
 
 
 def test_targets_sum_up_the_worst_case() -> None:
     def figure(*values: float) -> dict[str, Any]:
-        return selfcheck.spread(list(values))
+        return figures.spread(list(values))
 
     document = {
         "ceiling": [
@@ -156,7 +157,7 @@ def test_targets_sum_up_the_worst_case() -> None:
         ],
         "memory": [{"mode": "sync", "ops": 1000, "peak_rss_mb": 80.0, "holds": "yes"}],
     }
-    sync, aio, memory = selfcheck.targets(document)  # no overhead or sweep measured: no rows
+    sync, aio, memory = figures.targets(document)  # no overhead or sweep measured: no rows
     assert "psycopg2" in sync["target"] and sync["holds"] == "no"
     assert sync["measured"].startswith("0.70x at 4 client(s)")
     assert "asyncpg" in aio["target"] and aio["holds"] == "yes"
@@ -165,8 +166,8 @@ def test_targets_sum_up_the_worst_case() -> None:
 
 def test_pgbench_connects_where_the_url_points() -> None:
     socket = target_from_url(make_url("postgresql://postgres:@/postgres?host=/tmp/pg"), "embedded")
-    assert selfcheck.Pgbench(socket, None).conn == ["-h", "/tmp/pg", "-U", "postgres"]
+    assert Pgbench(socket, None).conn == ["-h", "/tmp/pg", "-U", "postgres"]
     tcp = target_from_url(make_url("postgresql://me:Secret9@db.example:6543/app"), "--dburl")
-    pgbench = selfcheck.Pgbench(tcp, None)
+    pgbench = Pgbench(tcp, None)
     assert pgbench.conn == ["-h", "db.example", "-p", "6543", "-U", "me"]
     assert pgbench.database == "app" and pgbench.env["PGPASSWORD"] == "Secret9"

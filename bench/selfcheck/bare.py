@@ -1,12 +1,12 @@
 """Bare driver loops: the ``raw`` scenario's primary-key select with no harness around it.
 
-``python -m bench.bare asyncpg|psycopg2 --clients N --ops M [--warmup W]`` (the database URL in
-``ASYNCBENCH_BARE_URL``, so a password never shows in a process list) opens N connections (not
-timed), runs W warm-up selects, then M timed selects over the ids of ``bench_user`` in the order
-the ``raw`` scenario reads them, from N asyncpg tasks or N psycopg2 threads (autocommit), one
-connection each. It prints the timed phase's ``{"ops_s": ..., "cpu_s": ...}`` as JSON: what a
-few lines of plain driver code reach. ``bench selfcheck`` holds the harness's ``raw`` path
-against it.
+``python -m bench.selfcheck.bare asyncpg|psycopg2 --clients N --ops M [--warmup W]`` (the
+database URL in ``ASYNCBENCH_BARE_URL``, so a password never shows in a process list) opens N
+connections (not timed), runs W warm-up selects, then M timed selects over the ids of
+``bench_user`` in the order the ``raw`` scenario reads them, from N asyncpg tasks or N psycopg2
+threads (autocommit), one connection each. It prints the timed phase's ``{"ops_s": ...,
+"cpu_s": ...}`` as JSON: what a few lines of plain driver code reach. ``bench selfcheck`` holds
+the harness's ``raw`` path against it.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def psycopg2_loop(url: str, clients: int, warmup: int, ops: int) -> tuple[float,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.bare")
+    parser = argparse.ArgumentParser(prog="python -m bench.selfcheck.bare")
     parser.add_argument("driver", choices=("asyncpg", "psycopg2"))
     parser.add_argument("--clients", type=int, default=1)
     parser.add_argument("--ops", type=int, default=5000)

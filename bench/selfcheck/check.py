@@ -1,0 +1,284 @@
+"""``bench selfcheck``: is the harness itself the bottleneck? Five measurements, each against a
+target, all in one invocation on one server and one machine. This module orchestrates them
+(``SelfCheck``, with its ``Settings``); the figures, pgbench, the bare loops, the recording cost
+and the sweep live in modules of their own beside it.
+
+- Ceiling: ``pgbench -S -M prepared`` with the same number of clients; a bare loop (a few lines
+  of driver code, :mod:`bench.selfcheck.bare`) of the ``raw`` scenario's primary-key select
+  through asyncpg tasks and through psycopg2 threads; and the harness's ``raw`` path (``raw``, no
+  writes) doing the same. Target: the raw path reaches 0.9 of the bare loop of its driver. The
+  ratio to pgbench is context: a C client on the same cores.
+- ORM and bridge cost: the same select through the driver (``raw``), Core (``core``) and the ORM
+  (``pk_read``), sync and async, one worker: microseconds per operation above the driver path,
+  and async minus sync (the greenlet bridge and the event loop).
+- Instrumentation overhead: each path with full recording (histograms, checkout timing, pool
+  events, sampler, loop lag) and with counts only. Target: at most 3%.
+- Memory: the peak resident memory of a cell of a million ``noop`` operations, recording on.
+  Target: under 100 MB.
+- Sweep time: the wall time of the quick start's ``bench run --scenario crud`` on the embedded
+  PostgreSQL. Target: under 2 minutes.
+
+Every ratio comes from runs interleaved in this invocation: rounds of A B A B ..., in an order
+that rotates from round to round, each cell in a fresh process, so a shared machine's drift hits
+both sides alike. A ratio is reported as the median over the rounds and its spread (min to max).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bench import children
+from bench.db.drivers import connect_args
+from bench.db.target import Target
+from bench.errors import RunError
+from bench.measure.spec import CellSpec
+from bench.report.console_selfcheck import PATH_NAMES
+from bench.selfcheck import recording
+from bench.selfcheck.cells import clean_cell, cpu_us_per_op, overhead_pairs
+from bench.selfcheck.figures import (
+    CEILING_TARGET,
+    DRIVERS,
+    MEMORY_TARGET_MB,
+    differences,
+    judge,
+    ratios,
+    rotate,
+    spread,
+)
+from bench.selfcheck.pgbench import Pgbench
+from bench.selfcheck.sweep import time_sweep
+from bench.stats.summary import median
+
+# path -> (scenario, its options): the same primary-key select at three levels
+PATHS: dict[str, tuple[str, dict[str, str]]] = {
+    "raw": ("raw", {"writes": "0"}),
+    "core": ("core", {"writes": "0"}),
+    "orm": ("pk_read", {}),
+}
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    concurrency: tuple[int, ...] = (1, 4, 10)  # clients of the ceiling
+    ops: int = 5000  # measured operations per cell and per bare loop
+    pairs: int = 3  # interleaved rounds of every comparison
+    pool_size: int = 4  # pool and workers of the overhead cells
+    memory_ops: int = 1_000_000
+    pgbench_time: int = 2  # seconds per pgbench run
+    sweep: bool = True
+    sweep_args: tuple[str, ...] = ()  # added to the sweep's command (tests: a smaller sweep)
+
+
+class SelfCheck:
+    """The measurements on one database; each fills its part of ``document``."""
+
+    def __init__(self, target: Target, settings: Settings, say: Say):
+        from sqlalchemy import create_engine
+        from sqlalchemy.pool import NullPool
+
+        from bench import scenario
+
+        self.target = target
+        self.settings = settings
+        self.say = say
+        self.paths = {}
+        for path, (name, given) in PATHS.items():
+            found = scenario.load(name)
+            self.paths[path] = (found, found.resolve_options(given))
+        self.admin = create_engine(
+            target.sync_url,
+            poolclass=NullPool,
+            connect_args=connect_args(target.sync_url, "asyncbench:admin"),
+        )
+        self.document: dict[str, Any] = {}
+
+    def close(self) -> None:
+        self.admin.dispose()
+
+    def spec(self, path: str, mode: str, workers: int, **settings: Any) -> CellSpec:
+        found, options = self.paths[path]
+        return CellSpec.for_target(
+            found.source, self.target, mode=mode, pool_size=workers, concurrency=workers,
+            ops=self.settings.ops, warmup=max(100, 4 * workers), options=options, **settings,
+        )  # fmt: skip
+
+    # -- ceiling
+
+    def seed_bare_table(self) -> None:
+        """The raw scenario's table and rows, as its cells seed them (their cells drop them)."""
+        from sqlalchemy.orm import Session
+
+        found, options = self.paths["raw"]
+        found.metadata.drop_all(self.admin)
+        found.metadata.create_all(self.admin)
+        with Session(self.admin) as session:
+            found.seed(session, {"read": 0, "write": 0}, options)
+
+    def drop_bare_table(self) -> None:
+        self.paths["raw"][0].metadata.drop_all(self.admin)
+
+    def bare(self, driver: str, clients: int) -> tuple[float, float]:
+        """Operations per second and client CPU microseconds per operation of a bare loop."""
+        self.seed_bare_table()
+        url = self.target.sync_url.set(drivername="postgresql")
+        env = {**os.environ, "ASYNCBENCH_BARE_URL": url.render_as_string(hide_password=False)}
+        proc = children.run(
+            [sys.executable, "-m", "bench.selfcheck.bare", driver, "--clients", str(clients),
+             "--ops", str(self.settings.ops), "--warmup", str(max(100, 4 * clients))],
+            env=env,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RunError(f"the bare {driver} loop failed: {children.last_line(proc.stderr)}")
+        result = json.loads(proc.stdout)
+        return float(result["ops_s"]), float(result["cpu_s"]) / result["ops"] * 1e6
+
+    def ceiling(self) -> list[dict[str, Any]]:
+        pgbench = Pgbench(self.target, self.admin)
+        rows: list[dict[str, Any]] = []
+        self.document["ceiling"] = rows
+        items = ["pgbench", "bare sync", "raw sync", "bare async", "raw async"]
+        try:
+            pgbench.init()
+            for clients in self.settings.concurrency:
+                got: dict[str, list[float]] = {item: [] for item in items}
+                cpu: dict[str, list[float]] = {item: [] for item in items}
+                bound: dict[str, bool] = {"sync": False, "async": False}
+                for n in range(self.settings.pairs):
+                    for item in rotate(items, n):
+                        self.say(
+                            f"ceiling: {clients} client(s), round {n + 1}/{self.settings.pairs}: "
+                            f"{item if item != 'pgbench' else pgbench.binary or item}"
+                        )
+                        kind, _, mode = item.partition(" ")
+                        if kind == "pgbench":
+                            tps = pgbench.run(clients, self.settings.pgbench_time)
+                            if tps is not None:
+                                got[item].append(tps)
+                        elif kind == "bare":
+                            ops_s, cpu_us = self.bare(DRIVERS[mode], clients)
+                            got[item].append(ops_s)
+                            cpu[item].append(cpu_us)
+                        else:
+                            result = clean_cell(self.spec("raw", mode, clients))
+                            got[item].append(result["throughput"])
+                            cpu[item].append(cpu_us_per_op(result))
+                            bound[mode] |= bool(result["client"]["client_bound"])
+                pg = got["pgbench"] if len(got["pgbench"]) == self.settings.pairs else None
+                for mode in ("sync", "async"):
+                    bare, raw = got[f"bare {mode}"], got[f"raw {mode}"]
+                    over = ratios(raw, bare)
+                    rows.append({
+                        "clients": clients, "mode": mode, "driver": DRIVERS[mode],
+                        "pgbench_tps": spread(pg) if pg else None,
+                        "pgbench_error": None if pg else pgbench.error,
+                        "bare_ops_s": spread(bare), "raw_ops_s": spread(raw),
+                        "raw_over_bare": spread(over),
+                        "bare_cpu_us": spread(cpu[f"bare {mode}"]),
+                        "raw_cpu_us": spread(cpu[f"raw {mode}"]),
+                        "harness_cpu_us": spread(
+                            differences(cpu[f"raw {mode}"], cpu[f"bare {mode}"])
+                        ),
+                        "bare_over_pgbench": spread(ratios(bare, pg)) if pg else None,
+                        "raw_over_pgbench": spread(ratios(raw, pg)) if pg else None,
+                        "raw_client_bound": bound[mode],
+                        "holds": judge(over, lambda v: v >= CEILING_TARGET, 1 - CEILING_TARGET),
+                    })  # fmt: skip
+        finally:
+            pgbench.drop()
+            self.drop_bare_table()
+        return rows
+
+    # -- ORM and bridge cost
+
+    def orm_cost(self) -> dict[str, Any]:
+        cells = [f"{path} {mode}" for mode in ("sync", "async") for path in PATHS]
+        us: dict[str, list[float]] = {cell: [] for cell in cells}
+        for n in range(self.settings.pairs):
+            for cell in rotate(cells, n):
+                self.say(f"ORM and bridge cost: round {n + 1}/{self.settings.pairs}: {cell}")
+                path, mode = cell.split()
+                result = clean_cell(self.spec(path, mode, 1))
+                us[cell].append(float(result["latency"]["overall"]["mean_us"]))
+        rows = []
+        raw_sync, raw_async = us["raw sync"], us["raw async"]
+        for path in PATHS:
+            sync, aio = us[f"{path} sync"], us[f"{path} async"]
+            above = path != "raw"
+            rows.append({
+                "path": path, "scenario": PATHS[path][0],
+                "sync_us": spread(sync), "async_us": spread(aio),
+                "sync_cost_us": spread(differences(sync, raw_sync)) if above else None,
+                "async_cost_us": spread(differences(aio, raw_async)) if above else None,
+                "async_minus_sync_us": spread(differences(aio, sync)),
+            })  # fmt: skip
+        self.document["orm_cost"] = {"rounds": self.settings.pairs, "rows": rows}
+        return self.document["orm_cost"]
+
+    # -- instrumentation overhead
+
+    def recording_cost(self) -> dict[str, float]:
+        """What recording adds per operation in a tight loop, by mode (microseconds of CPU)."""
+        self.say("overhead: recording's own cost per operation, tight loop ...")
+        got = recording.measure(self.target)
+        self.document["recording_cost"] = got  # its parts: recorder, pool events and timer
+        return {
+            mode: max(0.0, got["recorder_us"]) + max(0.0, got[f"{mode}_pool_us"])
+            for mode in ("sync", "async")
+        }
+
+    def overhead(self) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        self.document["overhead"] = rows
+        size = self.settings.pool_size
+        tight = self.recording_cost()
+        for path in PATHS:
+            for mode in ("sync", "async"):
+                self.say(
+                    f"overhead: {PATH_NAMES[path]} {mode}, {self.settings.pairs} pairs of "
+                    f"{self.settings.ops} operations ..."
+                )
+                row = overhead_pairs(self.spec(path, mode, size), self.settings.pairs)
+                cpu = median(row["cpu_us_per_op_counts_only"]) or 0.0
+                rows.append({
+                    "path": path, "scenario": PATHS[path][0], **row,
+                    "recording_cpu_us": tight[mode],
+                    # when the client is the bottleneck, throughput falls by this share
+                    "recording_cpu_share": tight[mode] / (cpu + tight[mode]) if cpu else None,
+                })  # fmt: skip
+        return rows
+
+    # -- memory
+
+    def memory(self) -> list[dict[str, Any]]:
+        from bench import scenario
+
+        rows: list[dict[str, Any]] = []
+        self.document["memory"] = rows
+        noop = scenario.load("noop")
+        for mode in ("sync", "async"):
+            ops = self.settings.memory_ops
+            self.say(f"memory: one {mode} cell of {ops:,} noop operations, recording on ...")
+            spec = CellSpec.for_target(
+                noop.source, self.target, mode=mode, ops=ops, warmup=100, instrument=True
+            )
+            result = clean_cell(spec)
+            peak = float(result["client"]["peak_rss_mb"])
+            rows.append({
+                "mode": mode, "scenario": "noop", "ops": result["completed"],
+                "ops_s": result["throughput"], "wall_s": result.get("wall_s"),
+                "peak_rss_mb": peak, "holds": "yes" if peak < MEMORY_TARGET_MB else "no",
+            })  # fmt: skip
+        return rows
+
+    # -- sweep time
+
+    def sweep(self) -> dict[str, Any]:
+        self.document["sweep"] = time_sweep(self.settings.sweep_args, self.say)
+        return self.document["sweep"]

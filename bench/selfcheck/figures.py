@@ -1,0 +1,110 @@
+"""The selfcheck's pure figures: its targets, how a figure is summed up over rounds (spread),
+judged against a target (judge), the order of each round (rotate), per-round ratios and
+differences, and the table of targets (``targets``) a selfcheck document comes to.
+
+No I/O here: every function takes the figures measured and returns new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from bench.report.console_selfcheck import PATH_NAMES
+from bench.stats.summary import median
+
+CEILING_TARGET = 0.9  # the raw path's throughput over the bare loop's, at least
+OVERHEAD_TARGET = 0.03  # throughput lost to recording, at most
+MEMORY_TARGET_MB = 100.0  # peak RSS of a million-operation cell, under
+SWEEP_TARGET_S = 120.0  # the default sweep's wall time, under
+DRIVERS = {"sync": "psycopg2", "async": "asyncpg"}  # the bare loop of each mode
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    """Median and range of per-round figures."""
+    return {"median": median(values), "min": min(values), "max": max(values), "values": values}
+
+
+def judge(values: list[float], meets: Callable[[float], bool], margin: float) -> str:
+    """``yes`` when every round meets the target, ``no`` when none does; when the rounds
+    disagree, the median decides unless they spread over more than twice ``margin``: then the
+    machine's noise is larger than what is judged, and the answer is ``unclear``."""
+    met = [meets(v) for v in values]
+    if all(met):
+        return "yes"
+    if not any(met):
+        return "no"
+    if max(values) - min(values) > 2 * margin:
+        return "unclear"
+    return "yes" if meets(median(values) or 0.0) else "no"
+
+
+def rotate(items: list[str], n: int) -> list[str]:
+    """Round ``n``'s order: the items rotated by ``n``, so none always runs first."""
+    k = n % len(items)
+    return items[k:] + items[:k]
+
+
+def ratios(a: list[float], b: list[float]) -> list[float]:
+    return [x / y for x, y in zip(a, b, strict=True)]
+
+
+def differences(a: list[float], b: list[float]) -> list[float]:
+    return [x - y for x, y in zip(a, b, strict=True)]
+
+
+def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target once: the worst case measured and whether it holds everywhere."""
+    rows = []
+    for mode in ("sync", "async"):
+        ceiling = [r for r in document.get("ceiling") or [] if r["mode"] == mode]
+        if ceiling:
+            worst = min(ceiling, key=lambda r: r["raw_over_bare"]["median"])
+            rows.append({
+                "target": f"raw path >= {CEILING_TARGET:g} x bare {DRIVERS[mode]} loop",
+                "measured": f"{worst['raw_over_bare']['median']:.2f}x at {worst['clients']} "
+                "client(s) (worst median)",
+                "holds": _all([r["holds"] for r in ceiling]),
+            })  # fmt: skip
+    overhead = document.get("overhead") or []
+    if overhead:
+        worst = max(overhead, key=lambda r: r["overhead_median"])
+        measured = (
+            f"{worst['overhead_median']:+.1%} ({PATH_NAMES[worst['path']]} {worst['mode']}, "
+            "worst median)"
+        )
+        shares = [r["recording_cpu_share"] for r in overhead if r.get("recording_cpu_share")]
+        if shares:
+            measured += f"; recording's CPU <= {max(shares):.1%} of an op"
+        rows.append({
+            "target": f"instrumentation overhead <= {OVERHEAD_TARGET:.0%}",
+            "measured": measured,
+            "holds": _all([r["holds"] for r in overhead]),
+        })  # fmt: skip
+    memory = document.get("memory") or []
+    if memory:
+        worst = max(memory, key=lambda r: r["peak_rss_mb"])
+        rows.append({
+            "target": f"peak memory of a {worst['ops']:,}-operation cell < "
+            f"{MEMORY_TARGET_MB:g} MB",
+            "measured": f"{worst['peak_rss_mb']:.1f} MB ({worst['mode']})",
+            "holds": _all([r["holds"] for r in memory]),
+        })  # fmt: skip
+    sweep = document.get("sweep")
+    if sweep:
+        rows.append({
+            "target": f"default sweep < {SWEEP_TARGET_S:g} s",
+            "measured": f"{sweep['wall_s']:.1f} s" if sweep["returncode"] == 0
+            else f"failed: {sweep['error']}",
+            "holds": sweep["holds"],
+        })  # fmt: skip
+    return rows
+
+
+def _all(verdicts: Iterable[str]) -> str:
+    verdicts = list(verdicts)
+    if "no" in verdicts:
+        return "no"
+    if "unclear" in verdicts:
+        return "unclear"
+    return "yes"
