@@ -22,7 +22,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from bench.db.target import exclusive, target_from_url
+from bench.db.server import exclusive
+from bench.db.target import target_from_url
 from bench.models import Base
 from bench.service.main import create_app
 from bench.service.migrations import VERSION_TABLE, alembic_config, include_name, upgrade

@@ -31,11 +31,11 @@ from typing import Any
 
 import pytest
 
+from bench.cli import compare, listing, loadtest, report, run, selfcheck, serve
 from bench.cli import main as cli
 from bench.net import free_port
-from bench.results.store import SCHEMA_VERSION
+from bench.results.schema import SCHEMA_VERSION
 from bench.scenario import available
-from bench.service import serve
 from tests.conftest import run_bench
 
 USAGE = 2
@@ -59,7 +59,9 @@ EXITS_ON_IMPORT = "import sys\n\nsys.exit(3)\n"
 
 def results_doc(run_id: str | None, scenario: str = "crud", **extra: Any) -> str:
     """A results file with the right envelope and no cells."""
-    document: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "cells": [], **extra}
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION, "kind": "run", "cells": [], **extra,
+    }  # fmt: skip
     if run_id is not None:
         document["run_id"] = run_id
     document.setdefault("config", {"scenario": scenario})
@@ -483,7 +485,11 @@ CASES: dict[str, Case] = {
         ("report", "noconfig.json"),
         USAGE,
         ("not a complete asyncbench results file", "no config"),
-        files={"noconfig.json": json.dumps({"schema_version": SCHEMA_VERSION, "cells": []})},
+        files={
+            "noconfig.json": json.dumps(
+                {"schema_version": SCHEMA_VERSION, "kind": "run", "cells": []}
+            )
+        },
     ),
     "report-cell-without-latency": Case(
         ("report", "nolatency.json"),
@@ -814,12 +820,12 @@ CASES = {
 
 # The replaced handlers of the parser cases (see run_parser).
 HANDLERS = (
-    (cli, "cmd_run"),
-    (cli, "cmd_list"),
-    (cli, "cmd_report"),
-    (cli, "cmd_compare"),
-    (cli, "cmd_loadtest"),
-    (cli, "cmd_selfcheck"),
+    (run, "cmd_run"),
+    (listing, "cmd_list"),
+    (report, "cmd_report"),
+    (compare, "cmd_compare"),
+    (loadtest, "cmd_loadtest"),
+    (selfcheck, "cmd_selfcheck"),
     (serve, "cmd_serve"),
     (serve, "cmd_migrate"),
 )

@@ -27,11 +27,15 @@ from hypothesis import strategies as st
 
 from bench import errors
 from bench.cli import main as cli
+from bench.cli.options import scenario_options
 from bench.db import target
 from bench.errors import UsageError
-from bench.loadtest import control as loadtest
-from bench.report import compare
+from bench.loadtest.locust import check_run_time
+from bench.loadtest.service import check_host
+from bench.net import is_loopback
+from bench.report import comparison
 from bench.results import store as results
+from bench.results.schema import SCHEMA_VERSION
 from bench.run import plan
 from bench.scenario import available, load
 from bench.service import serve
@@ -152,16 +156,16 @@ def _value_checks(namespace: argparse.Namespace) -> list[Callable[[], object]]:
             lambda: plan.parse_pool_sizes(ns.pool_sizes),
             lambda: plan.parse_concurrency(ns.concurrency),
             lambda: plan.parse_modes(ns.modes),
-            lambda: cli._scenario_options(ns.scenario_opt),
+            lambda: scenario_options(ns.scenario_opt),
         ]
     elif ns.command == "compare":
-        checks += [functools.partial(compare.parse_rule, rule) for rule in ns.fail_on]
+        checks += [functools.partial(comparison.parse_rule, rule) for rule in ns.fail_on]
     elif ns.command == "loadtest":
-        checks.append(lambda: loadtest.check_run_time(ns.run_time))
+        checks.append(lambda: check_run_time(ns.run_time))
         if ns.host is not None:
-            checks.append(lambda: loadtest.check_host(ns.host, ns.allow_remote))
+            checks.append(lambda: check_host(ns.host, ns.allow_remote))
     elif ns.command == "serve":
-        checks.append(lambda: serve._check_host(ns.host, ns.allow_remote))
+        checks.append(lambda: serve.check_host(ns.host, ns.allow_remote))
     return checks
 
 
@@ -212,12 +216,12 @@ def test_url_checks(text: str) -> None:
 @SETTINGS
 @given(TEXT, st.booleans())
 def test_compare_loadtest_and_serve_checks(text: str, allow_remote: bool) -> None:
-    _returns_or_usage_error(lambda: compare.parse_rule(text))
-    _returns_or_usage_error(lambda: loadtest.check_run_time(text))
-    _returns_or_usage_error(lambda: loadtest.check_host(text, allow_remote))
-    _returns_or_usage_error(lambda: serve._check_host(text, allow_remote))
-    _returns_or_usage_error(lambda: cli._scenario_options([text]))
-    assert loadtest.is_loopback(text) in (True, False)
+    _returns_or_usage_error(lambda: comparison.parse_rule(text))
+    _returns_or_usage_error(lambda: check_run_time(text))
+    _returns_or_usage_error(lambda: check_host(text, allow_remote))
+    _returns_or_usage_error(lambda: serve.check_host(text, allow_remote))
+    _returns_or_usage_error(lambda: scenario_options([text]))
+    assert is_loopback(text) in (True, False)
 
 
 @SETTINGS
@@ -256,8 +260,17 @@ JSON = st.recursive(
     st.one_of(
         JSON,
         st.fixed_dictionaries(
-            {"schema_version": st.sampled_from([results.SCHEMA_VERSION, 0, "1", None])},
-            optional={"cells": JSON, "run_id": JSON, "config": JSON},
+            {
+                "schema_version": st.sampled_from(
+                    [1, SCHEMA_VERSION, SCHEMA_VERSION + 1, 0, "1", None]
+                )
+            },
+            optional={
+                "cells": JSON,
+                "run_id": JSON,
+                "config": JSON,
+                "kind": st.sampled_from(["run", "loadtest", "selfcheck", None]),
+            },
         ),
     ),
     st.booleans(),

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from bench import APP_NAME
-from bench.db.target import Target, connect_args
+from bench.db.drivers import connect_args
+from bench.db.target import Target
 from bench.models import Base
 from bench.service.settings import AppSettings
 

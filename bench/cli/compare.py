@@ -1,0 +1,55 @@
+"""``bench compare``: run B against run A cell by cell, an HTML page, and a regression gate
+(exit 1 when B is worse than A beyond a --fail-on rule)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.cli.options import Subcommands
+from bench.errors import EXIT_RUNTIME
+
+
+def add_parser(sub: Subcommands) -> None:
+    """Register ``bench compare``."""
+    command = sub.add_parser(
+        "compare",
+        help="compare two runs cell by cell, optionally failing on a regression",
+        description="Compare run B with run A: the change of throughput, p50 and p99 per cell, "
+        "whether it is significant, an HTML page in reports/, and a regression gate.",
+    )
+    command.add_argument("a", metavar="A", help="the baseline: a results.json or a run folder")
+    command.add_argument("b", metavar="B", help="the candidate: a results.json or a run folder")
+    command.add_argument(
+        "--fail-on",
+        action="append",
+        default=[],
+        metavar="METRIC:N%",
+        help="exit 1 when B is worse than A beyond N%%: throughput:5%%, p50:10%%, p99:10%% "
+        "(repeatable)",
+    )
+    command.add_argument("--reports-dir", default="reports", metavar="DIR")
+    command.set_defaults(handler=cmd_compare)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.report import compare_page, comparison, console
+    from bench.results import documents
+    from bench.results import store as results
+
+    rules = [comparison.parse_rule(text) for text in args.fail_on]
+    a = results.load(Path(args.a))
+    b = results.load(Path(args.b))
+    rows = comparison.changes(a, b)
+    found = comparison.regressions(rows, rules)
+    console.out.print(console.compare_table(a, b, rows))
+    document = documents.new_comparison(a, b, rules, rows, found)
+    page = compare_page.build(a, b, rows, found, Path(args.reports_dir), document)
+    console.out.print(f"report: {page}")
+    for line in found:
+        console.err.print(f"regression: {line}")
+    if found:
+        return EXIT_RUNTIME
+    if rules:
+        console.out.print(f"no regression beyond {', '.join(str(r) for r in rules)}")
+    return 0

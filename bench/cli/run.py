@@ -1,0 +1,342 @@
+"""``bench run``: plan the cells (or what is left of a resumed run), open the database, write the
+run's document, run every cell in a fresh process, then print the summary, warnings and report.
+
+The plan, the database and the measuring modules are imported when the command runs, so that
+``bench --help`` does not pay for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from bench.cli import run_options
+from bench.cli.options import Subcommands, check_loop, check_sqlite_path, command_line
+from bench.cli.options import scenario_options as parse_scenario_options
+from bench.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, BenchError, UsageError
+
+if TYPE_CHECKING:
+    from bench.db.target import Target
+    from bench.results.schema import CellResult, RunConfig, RunDocument, SummaryRow
+    from bench.run.plan import Concurrency, PlannedCell
+    from bench.run.runner import Run
+    from bench.scenario import Scenario
+
+# what a run's command line says about where, how and to what it writes: not part of its plan
+NOT_PLAN = {
+    "command", "handler", "dburl", "db", "sqlite_path", "resume", "results_dir", "reports_dir",
+    "report", "keep_tables",
+}  # fmt: skip
+
+
+def add_parser(sub: Subcommands) -> None:
+    """Register ``bench run``."""
+    command = sub.add_parser(
+        "run",
+        help="run a scenario in sync and async mode across pool sizes",
+        description="Run a scenario in sync and async mode across pool sizes; one fresh process "
+        "per cell; results to results/<run id>/results.json.",
+    )
+    run_options.add_arguments(command)
+    command.set_defaults(handler=cmd_run)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.results import store as results
+    from bench.run import runner
+
+    args, previous = _resumed(args)
+    request = _request(args, previous)
+    results_dir = Path(args.results_dir)
+    results.check_writable(results_dir)
+
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        where, server_version, preflight = _open_database(stack, args, request, previous)
+        run_dir = results.new_run_dir(results_dir, request.found.name)
+        document = _run_document(
+            args, request, where, server_version, preflight,
+            resumed_from=previous.get("run_id") if previous else None,
+            run_id=run_dir.name, command=command_line(),
+        )  # fmt: skip
+        run = runner.Run(run_dir, document)
+        _run_cells(run, args, request, where)
+    wall = time.perf_counter() - started
+    _finish(run, request, wall)
+    return _print_outcome(run, args, request, where, server_version, wall)
+
+
+@dataclass
+class _Request:
+    """What the command line asks ``bench run`` to do, checked before any database is opened."""
+
+    found: Scenario
+    options: dict[str, Any]
+    pool_sizes: list[int]
+    concurrency: Concurrency
+    modes: tuple[str, ...]
+    ops: int
+    plan: list[PlannedCell]  # every cell, in the plan's order
+    cells: list[PlannedCell]  # the cells to run: the plan less the kept ones
+    kept: list[dict[str, Any]]  # results of a resumed run kept as they are
+
+
+def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, Any] | None]:
+    """With ``--resume``: the plan of the earlier run, the database and folders of this one."""
+    if args.resume is None:
+        return args, None
+    if not args.resume.strip():
+        raise UsageError("--resume needs the results file of the run to finish")
+    from bench.results import store as results
+
+    previous = results.load(Path(args.resume))
+    plan_args = previous["config"].get("plan_args")
+    if not isinstance(plan_args, dict):
+        raise UsageError(f"{args.resume} does not record its plan (older asyncbench?): rerun it")
+    return argparse.Namespace(**{**vars(args), **plan_args, "resume": args.resume}), previous
+
+
+def _request(args: argparse.Namespace, previous: dict[str, Any] | None) -> _Request:
+    """The scenario, its options and the cells to run, from the (resumed) options."""
+    from bench import scenario
+    from bench.measure.spec import cell_key
+    from bench.report import console
+    from bench.run import plan
+
+    pool_sizes = plan.parse_pool_sizes(args.pool_sizes)
+    concurrency = plan.parse_concurrency(args.concurrency)
+    check_sqlite_path(args)
+    found = scenario.load(args.scenario)
+    options = found.resolve_options(parse_scenario_options(args.scenario_opt))
+    check_loop(args.loop)
+    if args.ops is not None:
+        ops = args.ops
+    else:
+        ops = args.max_ops if args.duration else run_options.DEFAULT_OPS
+    modes = plan.parse_modes(args.modes)
+    planned = plan.build(
+        pool_sizes, concurrency, args.max_overflow, args.trials, args.warmup, modes=modes
+    )
+    cells = planned
+    kept: list[dict[str, Any]] = []
+    if previous is not None:
+        planned_keys = {c.key() for c in planned}
+        kept = [
+            c
+            for c in previous["cells"]
+            if c.get("status") in ("ok", "crashed") and cell_key(c["cell"]) in planned_keys
+        ]
+        finished = {cell_key(c["cell"]) for c in kept}
+        cells = [c for c in planned if c.key() not in finished]
+        console.err.print(
+            f"resuming {previous.get('run_id')}: {len(kept)} cells kept, {len(cells)} to run"
+        )
+    if args.processes > 1:
+        smallest = min(min(pool_sizes), min(c.concurrency for c in cells) if cells else 1)
+        if smallest < args.processes:
+            raise UsageError(
+                f"--processes {args.processes}: every pool size and worker count must be at "
+                f"least {args.processes} (the smallest is {smallest})"
+            )
+    return _Request(found, options, pool_sizes, concurrency, modes, ops, planned, cells, kept)
+
+
+def _open_database(
+    stack: contextlib.ExitStack[Any],
+    args: argparse.Namespace,
+    request: _Request,
+    previous: dict[str, Any] | None,
+) -> tuple[Target, str, list[str]]:
+    """The database, checked and held by this run until ``stack`` closes: where it is, the
+    server's version and the preflight warnings (printed)."""
+    from bench.db import ladder, server
+    from bench.report import console
+
+    where = stack.enter_context(ladder.resolve(args.dburl, args.db, args.sqlite_path))
+    where = where.with_drivers(args.sync_driver, args.async_driver)
+    request.found.check_database(where.kind)
+    _check_kind_options(args, where.kind)
+    if previous is not None:
+        _check_same_database(previous["config"], where)
+    server_version = server.probe(where)
+    short_version = server_version.split(" on ")[0]
+    stack.enter_context(server.exclusive(where))
+    console.err.print(f"database: {where.display} ({where.source}), {short_version}")
+    need = max(request.pool_sizes) + args.max_overflow + 2
+    preflight = server.connection_headroom(where, need)
+    for line in preflight:
+        console.err.print(f"[yellow]warning:[/yellow] {line}")
+    return where, server_version, preflight
+
+
+def _check_kind_options(args: argparse.Namespace, kind: str) -> None:
+    if args.op_timeout is not None and kind == "sqlite":
+        raise UsageError("--op-timeout: SQLite cannot cancel a statement on a timer")
+    if args.busy_timeout is not None and kind != "sqlite":
+        raise UsageError(f"--busy-timeout applies to SQLite, not {kind}")
+
+
+def _check_same_database(config: dict[str, Any], where: Target) -> None:
+    """A resumed run continues on the database it started on (an embedded one is new anyway)."""
+    if config.get("database_source") == "embedded" and where.source == "embedded":
+        return
+    if config.get("database") != where.display:
+        raise UsageError(
+            f"the run to resume was measured on {config.get('database')}, not {where.display}: "
+            "give the same database (--dburl, --db or DATABASE_URL)"
+        )
+
+
+def _run_document(
+    args: argparse.Namespace,
+    request: _Request,
+    where: Target,
+    server_version: str,
+    preflight: list[str],
+    resumed_from: str | None,
+    run_id: str,
+    command: str,
+) -> RunDocument:
+    """A run's results document as it starts: its environment, its config, the kept cells."""
+    from bench.results import documents
+    from bench.results.environment import environment
+
+    config: RunConfig = {
+        "scenario": request.found.name,
+        "scenario_source": request.found.source,
+        "scenario_description": request.found.description,
+        "weights": request.found.weights_for(request.options),
+        "scenario_options": request.options,
+        "api": cast(Any, request.found.api),  # checked by scenario.load
+        "database": where.display,
+        "database_kind": where.kind,
+        "database_source": where.source,
+        "sync_driver": where.sync_url.drivername,
+        "async_driver": where.async_url.drivername,
+        "prepared_statements": args.prepared_statements,
+        "event_loop": args.loop,
+        "pool_sizes": request.pool_sizes,
+        "concurrency": str(request.concurrency),
+        "modes": list(request.modes),
+        "max_overflow": args.max_overflow,
+        "pool_timeout": args.pool_timeout,
+        "ops": request.ops,
+        "duration": args.duration,
+        "warmup": args.warmup if args.warmup is not None else "auto",
+        "trials": args.trials,
+        "seed": args.seed,
+        "rate": args.rate,
+        "loop": "open" if args.rate else "closed",
+        "record": args.record,
+        "sample_hz": args.sample_hz,
+        "processes": args.processes,
+        "op_timeout": args.op_timeout,
+        "pool_pre_ping": args.pool_pre_ping,
+        "busy_timeout": args.busy_timeout,
+        "preflight": preflight,
+        "cells_planned": len(request.cells) + len(request.kept),
+        "resumed_from": resumed_from,
+        "plan_args": {k: v for k, v in vars(args).items() if k not in NOT_PLAN},
+        "command": command,
+    }
+    kept = cast("list[CellResult]", request.kept)  # as the resumed run's document holds them
+    return documents.new_run(run_id, environment(server_version), config, kept)
+
+
+def _run_cells(run: Run, args: argparse.Namespace, request: _Request, where: Target) -> None:
+    """Run the cells to run, each in a fresh process, with a progress bar; Ctrl-C stops early."""
+    from bench.measure.spec import CellSpec
+    from bench.report import console
+    from bench.report.checks import cell_label
+    from bench.run import runner
+
+    template = CellSpec.for_target(
+        request.found.source,
+        where,
+        max_overflow=args.max_overflow,
+        pool_timeout=args.pool_timeout,
+        ops=request.ops,
+        duration=args.duration,
+        seed=args.seed,
+        rate=args.rate,
+        instrument=args.record,
+        sample_hz=args.sample_hz,
+        options=request.options,
+        loop=args.loop,
+        prepared_statements=args.prepared_statements == "on",
+        pool_pre_ping=args.pool_pre_ping,
+        op_timeout=args.op_timeout,
+        busy_timeout=30.0 if args.busy_timeout is None else args.busy_timeout,
+        processes=args.processes,
+    )
+    with console.progress() as bar:
+        task = bar.add_task("", total=len(request.cells))
+
+        def done(_: PlannedCell, result: CellResult) -> None:
+            bar.update(task, advance=1, description=cell_label(result))
+
+        runner.run_plan(run, request.cells, template, on_cell_done=done, keep_last=args.keep_tables)
+
+
+def _finish(run: Run, request: _Request, wall: float) -> None:
+    """Record the wall time, put kept and new cells in the plan's order, add the summary."""
+    from bench.measure.spec import cell_key
+    from bench.stats import summary as stats
+
+    run.document["wall_s"] = wall
+    if request.kept:  # the plan's order, kept and new cells together
+        order = {c.key(): n for n, c in enumerate(request.plan)}
+        run.document["cells"].sort(key=lambda c: order.get(cell_key(c["cell"]), len(order)))
+    run.save()
+    rows = stats.summary_rows(run.document["cells"])
+    run.document["summary"] = cast("list[SummaryRow]", rows)
+    run.save()
+
+
+def _print_outcome(
+    run: Run,
+    args: argparse.Namespace,
+    request: _Request,
+    where: Target,
+    server_version: str,
+    wall: float,
+) -> int:
+    """The summary and ratio tables, warnings, the report; the exit code."""
+    from bench.report import console
+    from bench.report.checks import warnings
+    from bench.results.describe import setup_line
+
+    document = run.document
+    rows = document["summary"]
+    short_version = server_version.split(" on ")[0]
+    amount = f"{args.duration:g} s" if args.duration else f"{request.ops} operations"
+    title = (
+        f"{request.found.name} on {short_version} ({where.display}), {amount} per cell\n"
+        f"{setup_line(document['config'])}"
+    )
+    console.out.print(console.summary_table(rows, title))
+    console.out.print(console.ratio_table(rows, args.trials))
+    for line in warnings(document["cells"], rows):
+        console.err.print(f"[yellow]warning:[/yellow] {line}")
+    console.out.print(f"results: {run.path}")
+    if args.report and document["cells"]:
+        from bench.report import run_page as report
+
+        try:
+            page = report.build(run.path, Path(args.reports_dir))
+            console.out.print(f"report: {page}")
+        except BenchError as exc:
+            console.err.print(f"warning: no report: {exc}")
+    console.out.print(f"wall time: {wall:.1f} s for {len(document['cells'])} cells")
+    if run.interrupted:
+        console.err.print("interrupted: the results above cover the cells measured so far")
+        return EXIT_INTERRUPTED
+    crashed = sum(1 for c in document["cells"] if c.get("status") == "crashed")
+    if crashed:
+        console.err.print(f"error: {crashed} cell(s) crashed; see {run.path}")
+        return EXIT_RUNTIME
+    return 0
