@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import MetaData
 from sqlalchemy.orm import Session
 
+from bench.db.drivers import KINDS
 from bench.errors import UsageError, one_line
 
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
@@ -43,7 +44,6 @@ SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 SyncOp = Callable[[Any, "Op"], Any]
 AsyncOp = Callable[[Any, "Op"], Awaitable[Any]]
 APIS = ("orm", "core", "driver")
-KINDS = ("postgresql", "mysql", "sqlite")
 
 
 def _plain(x: float) -> str:

@@ -8,13 +8,14 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from bench import errors, stats
+from bench import errors
 from bench.db.target import target_from_url
 from bench.histograms import decode, encode
 from bench.measure.failures import classify
 from bench.measure.recorder import Recorder
 from bench.run import plan
 from bench.scenario import Outcome, Sequence
+from bench.stats import summary as stats
 
 WEIGHTS = {"create": 20, "read": 40, "update": 20, "delete": 10, "list": 10}
 
@@ -283,7 +284,7 @@ def test_latency_summary_matches_hdrh_exactly() -> None:
     import random as rnd
 
     from bench.histograms import new_histogram
-    from bench.stats import PERCENTILES, latency_summary, scan
+    from bench.stats.summary import PERCENTILES, latency_summary, scan
 
     rng = rnd.Random(5)
     for size in (1, 2, 7, 1000, 20000):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bench.results.store import PACKAGES
+from bench.results.environment import PACKAGES
 
 
 def pytest_benchmark_update_json(

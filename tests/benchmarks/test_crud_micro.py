@@ -41,7 +41,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench.db.target import exclusive, target_from_url
+from bench.db.server import exclusive
+from bench.db.target import target_from_url
 from bench.errors import RunError
 from bench.models import Base, User
 from bench.scenario import Op
