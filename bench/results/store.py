@@ -1,31 +1,29 @@
-"""The run document: one JSON file per run in ``results/<run id>/``, written atomically.
+"""Results on disk: run folders, the one atomic JSON writer, and the one loader, which refuses in
+one line anything that is not an asyncbench document and brings older versions up to date.
 
-It carries a ``schema_version``, the environment, the configuration (password hidden) and every
-cell. It is rewritten after each cell (temp file + rename), so a run that is interrupted, or whose
-process dies, still leaves what it measured.
+A run document is rewritten after each cell (temp file + rename), so a run that is interrupted,
+or whose process dies, still leaves what it measured. The documents' shapes are written down in
+:mod:`bench.results.schema`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import __version__
 from bench.errors import RunError, UsageError, scrub
+from bench.results.migrate import TooNew, migrate
+from bench.results.schema import SCHEMA_VERSION
 
-SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
-PACKAGES = ("sqlalchemy", "asyncpg", "psycopg2-binary", "aiosqlite", "greenlet", "hdrhistogram")
+SELFCHECK_FILE = "selfcheck.json"
+COMPARISON_FILE = "comparison.json"
 
 
 def new_run_dir(results_dir: Path, scenario: str) -> Path:
@@ -65,7 +63,9 @@ def check_writable(folder: Path) -> None:
         )
 
 
-def write_atomic(path: Path, document: dict[str, Any]) -> None:
+def write_atomic(path: Path, document: Mapping[str, Any]) -> None:
+    """Write JSON to ``path`` through a temp file beside it and a rename: a reader sees the old
+    file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(document, fh, indent=1)
@@ -75,8 +75,10 @@ def write_atomic(path: Path, document: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load(path: Path) -> dict[str, Any]:
-    """Read a run document, refusing anything that is not one (one clear line)."""
+def read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path`` (a run folder means its results file), refused in one line
+    when it cannot be read, is not JSON or is not an asyncbench document of a known version;
+    older versions come back migrated to the current shape."""
     if path.is_dir():
         path = path / RESULTS_FILE
     try:
@@ -91,10 +93,32 @@ def load(path: Path) -> dict[str, Any]:
         ) from None
     if not isinstance(document, dict) or "schema_version" not in document:
         raise UsageError(f"{path} is not an asyncbench results file (no schema_version)")
-    if document["schema_version"] != SCHEMA_VERSION:
+    try:
+        document = migrate(document)
+    except TooNew:
         raise UsageError(
             f"{path} has schema_version {document['schema_version']!r}; "
-            f"this asyncbench reads version {SCHEMA_VERSION}"
+            f"this asyncbench reads versions 1 to {SCHEMA_VERSION} (upgrade asyncbench)"
+        ) from None
+    except ValueError:
+        raise UsageError(
+            f"{path} has schema_version {document['schema_version']!r}; "
+            f"this asyncbench reads versions 1 to {SCHEMA_VERSION}"
+        ) from None
+    return document
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a run or load-test document (shape: ``RunDocument``/``LoadtestDocument`` in
+    :mod:`bench.results.schema`), refusing anything else in one clear line."""
+    document = read_json(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    if "kind" not in document:
+        raise UsageError(f"{path} does not say its kind (run, loadtest, ...): not a whole document")
+    if document["kind"] not in ("run", "loadtest"):
+        raise UsageError(
+            f"{path} is a {document.get('kind')} document, not the results of a run or load test"
         )
     if not isinstance(document.get("cells"), list):
         raise UsageError(f"{path} is missing its cells")
@@ -106,6 +130,16 @@ def load(path: Path) -> dict[str, Any]:
         str(run_id) in ("", ".", "..") or any(c in str(run_id) for c in "/\\\0")
     ):  # it names the report's folder, which is replaced: a path could reach outside reports/
         raise UsageError(f"{path} has run_id {run_id!r}, which is not a plain folder name")
+    return document
+
+
+def load_selfcheck(path: Path) -> dict[str, Any]:
+    """Read a selfcheck document (``SelfcheckDocument``), refusing anything else in one line."""
+    if path.is_dir():
+        path = path / SELFCHECK_FILE
+    document = read_json(path)
+    if document.get("kind") != "selfcheck" or not isinstance(document.get("figures"), dict):
+        raise UsageError(f"{path} is not an asyncbench selfcheck document")
     return document
 
 
@@ -152,63 +186,7 @@ def shape_problem(document: dict[str, Any]) -> str | None:
     return None
 
 
-def environment(server_version: str | None) -> dict[str, Any]:
-    packages: dict[str, str | None] = {}
-    for name in PACKAGES:
-        try:
-            packages[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            packages[name] = None
-    return {
-        "asyncbench": __version__,
-        "python": sys.version.split()[0],
-        "python_implementation": platform.python_implementation(),
-        "packages": packages,
-        "server_version": server_version,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "git_commit": _git_commit(),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "started_unix": time.time(),
-    }
-
-
-def _cpu_model() -> str | None:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parents[2]
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = out.stdout.strip()
-    return f"{commit}-dirty" if dirty.stdout.strip() else commit
-
-
-def scrubbed(document: dict[str, Any]) -> dict[str, Any]:
+def scrubbed(document: Mapping[str, Any]) -> dict[str, Any]:
     """The document with every registered secret removed from every string in it."""
     return json.loads(scrub(json.dumps(document)))
 
@@ -218,32 +196,3 @@ def newest_run(results_dir: Path) -> Path:
     if not runs:
         raise RunError(f"no runs in {results_dir}: run `bench run` first or name a results file")
     return runs[-1]
-
-
-_HANDLES = {
-    "orm": ("Session", "AsyncSession"),
-    "core": ("Connection", "AsyncConnection"),
-    "driver": ("the driver's connection", "the driver's connection"),
-}
-
-
-def sides(config: dict[str, Any]) -> tuple[str, str]:
-    """What each side ran on, in words: (sync, async), e.g. "Session, postgresql+psycopg2,
-    threads" and "AsyncSession, postgresql+asyncpg, asyncio"."""
-    sync_handle, async_handle = _HANDLES.get(str(config.get("api", "orm")), _HANDLES["orm"])
-    return (
-        f"{sync_handle}, {config.get('sync_driver', '?')}, threads",
-        f"{async_handle}, {config.get('async_driver', '?')}, {config.get('event_loop', 'asyncio')}",
-    )
-
-
-def setup_line(config: dict[str, Any]) -> str:
-    """One line with every control of a run: both sides, statement caching, scenario options."""
-    sync_side, async_side = sides(config)
-    parts = [f"sync: {sync_side}", f"async: {async_side}"]
-    if config.get("prepared_statements", "on") == "off":
-        parts.append("prepared statements off")
-    options = config.get("scenario_options") or {}
-    if options:
-        parts.append("options " + " ".join(f"{k}={v}" for k, v in options.items()))
-    return " | ".join(parts)

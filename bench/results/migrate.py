@@ -1,0 +1,73 @@
+"""Bring a results document of any earlier schema version up to the current one.
+
+One step per version: ``STEPS[n]`` turns a version ``n`` document into a version ``n + 1`` one.
+A step only adds what the newer shape has and fills it with what the older run really did; it
+never invents a measurement. Pure functions on plain JSON values: no I/O.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+from bench.results.schema import SCHEMA_VERSION
+
+Raw = dict[str, Any]
+
+# what the version 1 runs that lack a control used: the harness's defaults of the time
+V1_RUN_CONTROLS: dict[str, Any] = {
+    "api": "orm",
+    "prepared_statements": "on",
+    "event_loop": "asyncio",
+    "scenario_options": {},
+    "processes": 1,
+}
+V1_DRIVERS = {  # database kind -> (sync driver, async driver) before the driver controls
+    "postgresql": ("postgresql+psycopg2", "postgresql+asyncpg"),
+    "sqlite": ("sqlite+pysqlite", "sqlite+aiosqlite"),
+}
+
+
+def v1_to_v2(document: Raw) -> Raw:
+    """Every document says its kind; run documents carry every control and per-cell process
+    count (older version 1 runs had a single client process and the default controls)."""
+    document.setdefault("kind", "run")
+    if document["kind"] == "run" and isinstance(document.get("config"), dict):
+        config = document["config"]
+        for name, value in V1_RUN_CONTROLS.items():
+            config.setdefault(name, copy.deepcopy(value))
+        drivers = V1_DRIVERS.get(str(config.get("database_kind", "postgresql")))
+        if drivers:
+            config.setdefault("sync_driver", drivers[0])
+            config.setdefault("async_driver", drivers[1])
+        for cell in document.get("cells") or []:
+            if isinstance(cell, dict) and isinstance(cell.get("client"), dict):
+                cell["client"].setdefault("processes", 1)
+    return document
+
+
+STEPS: dict[int, Callable[[Raw], Raw]] = {1: v1_to_v2}
+
+
+class TooNew(ValueError):
+    """A document written by a newer asyncbench."""
+
+
+def migrate(document: Raw) -> Raw:
+    """The document in the current shape (a copy when it had to change); raises :class:`TooNew`
+    for a version this asyncbench does not know yet, ``ValueError`` for one that is not a
+    version at all."""
+    version = document.get("schema_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ValueError(f"schema_version {version!r} is not a version")
+    if version > SCHEMA_VERSION:
+        raise TooNew(f"schema_version {version} is newer than this asyncbench's {SCHEMA_VERSION}")
+    if version == SCHEMA_VERSION:
+        return document
+    upgraded = copy.deepcopy(document)
+    while upgraded["schema_version"] < SCHEMA_VERSION:
+        step = STEPS[upgraded["schema_version"]]
+        upgraded = step(upgraded)
+        upgraded["schema_version"] += 1
+    return upgraded

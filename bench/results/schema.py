@@ -1,0 +1,305 @@
+"""The results documents, written down: one typed definition per kind, and the schema's history.
+
+Every document asyncbench writes is a JSON object with a ``schema_version`` and a ``kind``:
+
+- ``run``: ``bench run`` (``results/<run id>/results.json``): the configuration and every cell;
+- ``loadtest``: ``bench loadtest --headless`` (``results/<run id>/results.json``);
+- ``selfcheck``: ``bench selfcheck`` (``results/<run id>/selfcheck.json``);
+- ``comparison``: ``bench compare`` (``reports/compare-<A>-vs-<B>/comparison.json``).
+
+A pytest-benchmark file (``results/micro-*.json``) is read too; it is pytest-benchmark's own
+format, described here by the part the micro-benchmark page reads (:class:`MicroDocument`).
+
+When a document's shape changes, :data:`SCHEMA_VERSION` goes up by one, :data:`HISTORY` says what
+changed, and :mod:`bench.results.migrate` gains the step that brings a document of the version
+before up to the new one, so a document of every earlier version still loads. The tests keep a
+fixture of every version (``tests/fixtures/v<N>/``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypedDict
+
+from typing_extensions import NotRequired
+
+SCHEMA_VERSION = 2
+
+HISTORY: dict[int, str] = {
+    1: "The first shape. Run documents carry no `kind`; load-test and selfcheck documents say "
+    "`kind`. Fields were added to run documents while the version stayed 1: `config.api`, "
+    "`config.sync_driver`, `config.async_driver`, `config.prepared_statements`, "
+    "`config.event_loop`, `config.scenario_options` (scenario library and driver controls), "
+    "`config.processes`, `config.plan_args` (fault handling, `--resume`, `--processes`), "
+    "`client.processes` per cell.",
+    2: "Every document says its `kind` (`run`, `loadtest`, `selfcheck`, `comparison`). Run "
+    "documents always carry the controls `config.api`, `config.sync_driver`, "
+    "`config.async_driver`, `config.prepared_statements`, `config.event_loop`, "
+    "`config.scenario_options`, `config.processes`, and every cell `client.processes`: a version "
+    "1 document that lacks them gets the values that its run had (the defaults of the time). "
+    "`bench compare` writes a `comparison` document beside its page.",
+}
+
+Kind = Literal["run", "loadtest", "selfcheck", "comparison"]
+KINDS: tuple[Kind, ...] = ("run", "loadtest", "selfcheck", "comparison")
+Status = Literal["running", "complete", "interrupted", "failed"]
+Mode = Literal["sync", "async"]
+
+
+class CellKey(TypedDict):
+    """What identifies a cell within a run (no URL, no path)."""
+
+    scenario: NotRequired[str]
+    mode: Mode
+    pool_size: int
+    max_overflow: int
+    concurrency: int
+    trial: int
+    processes: NotRequired[int]
+
+
+class LatencySummary(TypedDict, total=False):
+    """A histogram's figures in microseconds, and the histogram itself (``hdr``: HdrHistogram's
+    compressed base64 encoding); ``{"count": 0}`` when nothing was recorded."""
+
+    count: int
+    mean_us: float
+    min_us: int
+    max_us: int
+    p50_us: int
+    p90_us: int
+    p95_us: int
+    p99_us: int
+    p99_9_us: int
+    hdr: str
+
+
+class Latency(TypedDict):
+    overall: LatencySummary
+    by_op: dict[str, LatencySummary]  # each with "completed" and "failed" besides
+    checkout_wait: LatencySummary
+    rest: LatencySummary
+
+
+class ClientLoad(TypedDict, total=False):
+    processes: int
+    cpu_s: float
+    cpu_share: float  # of one core, per client process
+    client_bound: bool
+    loop_lag: LatencySummary | None
+    peak_rss_mb: float
+    per_process: list[dict[str, Any]]
+
+
+PoolReport = TypedDict(  # functional form: "class" is a keyword
+    "PoolReport",
+    {
+        "class": str,  # the pool's class name
+        "size": int,
+        "status": str,
+        "checked_out_at_end": int,
+        "leak": bool,
+        "peak_checked_out": int,
+        "connections_opened": int,
+        "connections_opened_while_measuring": int,
+        "series": dict[str, Any],
+    },
+    total=False,
+)
+
+CellError = TypedDict("CellError", {"class": str, "message": str})  # "class": a keyword
+
+
+class CellResult(TypedDict, total=False):
+    """One cell: its key, its status and, when it measured (``ok``), its figures."""
+
+    cell: CellKey
+    status: Literal["ok", "crashed", "interrupted"]
+    started_at: float
+    seed_s: float
+    driver: str
+    api: str
+    connection_per: Literal["worker", "operation"]
+    loop: str
+    prepared_statements: bool
+    options: dict[str, Any]
+    planned: int
+    completed: int
+    failed: int
+    errors: dict[str, int]
+    error_samples: dict[str, str]
+    elapsed_s: float
+    throughput: float
+    latency: Latency
+    recorded: bool
+    open_loop: dict[str, Any]
+    warmup: dict[str, int]
+    pool: PoolReport
+    client: ClientLoad
+    verify: dict[str, Any]
+    error: CellError
+    traceback: str
+    cleanup_error: str
+    wall_s: float
+
+
+class Environment(TypedDict, total=False):
+    asyncbench: str
+    python: str
+    python_implementation: str
+    packages: dict[str, str | None]
+    server_version: str | None
+    platform: str
+    machine: str
+    processor: str | None
+    cpu_count: int | None
+    git_commit: str | None
+    started_at: str
+    started_unix: float
+
+
+class RunConfig(TypedDict, total=False):
+    """What a run measured and how (the password never appears)."""
+
+    scenario: str
+    scenario_source: str
+    scenario_description: str
+    weights: dict[str, int]
+    scenario_options: dict[str, Any]
+    api: Literal["orm", "core", "driver"]
+    database: str
+    database_kind: str
+    database_source: str
+    sync_driver: str
+    async_driver: str
+    prepared_statements: Literal["on", "off"]
+    event_loop: Literal["asyncio", "uvloop"]
+    pool_sizes: list[int]
+    concurrency: str
+    modes: list[str]
+    max_overflow: int
+    pool_timeout: float
+    ops: int
+    duration: float | None
+    warmup: int | Literal["auto"]
+    trials: int
+    seed: int
+    rate: float | None
+    loop: Literal["open", "closed"]
+    record: bool
+    sample_hz: float
+    processes: int
+    op_timeout: float | None
+    pool_pre_ping: bool
+    busy_timeout: float | None
+    preflight: list[str]
+    cells_planned: int
+    resumed_from: str | None
+    plan_args: dict[str, Any]
+    command: str
+
+
+class SummaryRow(TypedDict, total=False):
+    """Sync and async side by side at one (pool size, workers), over the trials."""
+
+    pool_size: int
+    concurrency: int
+    ratio_ops_s: list[float] | None  # [point, low, high]
+    ratio_p50_us: list[float] | None
+    ratio_p99_us: list[float] | None
+    ratio: float | None
+    verdict_by: str
+    verdict: str
+    unstable: list[str]
+
+
+class RunDocument(TypedDict):
+    schema_version: int
+    kind: Literal["run"]
+    run_id: str
+    status: Status
+    environment: Environment
+    config: RunConfig
+    cells: list[CellResult]
+    summary: NotRequired[list[SummaryRow]]
+    wall_s: NotRequired[float]
+
+
+class LoadtestSide(TypedDict):
+    requests: int
+    failures: int
+    requests_per_s: float
+    latency: LatencySummary
+
+
+# functional form: "async" is a keyword, not a valid class attribute
+LoadtestSummary = TypedDict(
+    "LoadtestSummary",
+    {"processes_reporting": int, "sync": LoadtestSide, "async": LoadtestSide},
+)
+
+
+class LoadtestConfig(TypedDict, total=False):
+    scenario: str
+    service: dict[str, Any]
+    users: int
+    spawn_rate: float
+    run_time: str
+    workers: int
+    tags: str | None
+    command: str
+
+
+class LoadtestDocument(TypedDict):
+    schema_version: int
+    kind: Literal["loadtest"]
+    run_id: str
+    status: Status
+    environment: Environment
+    config: LoadtestConfig
+    cells: list[CellResult]  # always empty: a load test has no cells
+    loadtest: LoadtestSummary
+    wall_s: float
+
+
+class SelfcheckDocument(TypedDict):
+    schema_version: int
+    kind: Literal["selfcheck"]
+    run_id: str
+    status: Status
+    environment: Environment
+    config: dict[str, Any]  # the selfcheck's settings, the database and the command
+    figures: dict[str, Any]  # ceiling, orm_cost, overhead, recording_cost, memory, sweep, targets
+    step_wall_s: dict[str, float]
+    wall_s: NotRequired[float]
+
+
+class ComparisonDocument(TypedDict):
+    schema_version: int
+    kind: Literal["comparison"]
+    a: str  # run ids
+    b: str
+    scenario: str | None
+    rules: list[str]  # "throughput:5%"
+    rows: list[dict[str, Any]]  # one per cell present in both runs
+    regressions: list[str]
+
+
+class MicroBenchmark(TypedDict, total=False):
+    group: str | None
+    name: str
+    params: dict[str, Any] | None
+    extra_info: dict[str, Any]
+    stats: dict[str, float]  # seconds: min, max, mean, median, iqr, q1, q3, stddev, ops, rounds
+
+
+class MicroDocument(TypedDict, total=False):
+    """The part of a pytest-benchmark JSON file that the micro-benchmark page reads."""
+
+    machine_info: dict[str, Any]
+    commit_info: dict[str, Any]
+    datetime: str
+    version: str
+    benchmarks: list[MicroBenchmark]
+
+
+Document = RunDocument | LoadtestDocument | SelfcheckDocument | ComparisonDocument
