@@ -1,9 +1,10 @@
-"""Statistics as pure functions: no I/O, no printing."""
+"""What a run's figures are: latency summaries of histograms, throughput, and the per-pool-size
+summary of a run (medians over trials, bootstrap ratios): pure functions, no I/O, no printing."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
@@ -149,13 +150,13 @@ def verdict(
     return "no significant difference"
 
 
-def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summary_rows(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per (pool size, concurrency): sync and async side by side over the trials.
 
     Only cells that finished measuring (status ``ok``) count. Point figures are medians over
     trials; ratios are ratios of means with a 95% bootstrap confidence interval.
     """
-    groups: dict[tuple[int, int], dict[str, list[dict[str, Any]]]] = {}
+    groups: dict[tuple[int, int], dict[str, list[Mapping[str, Any]]]] = {}
     for cell in cells:
         key = (cell["cell"]["pool_size"], cell["cell"]["concurrency"])
         groups.setdefault(key, {"sync": [], "async": []})
