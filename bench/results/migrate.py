@@ -23,6 +23,7 @@ V1_RUN_CONTROLS: dict[str, Any] = {
     "scenario_options": {},
     "processes": 1,
 }
+V2_RUN_SETTINGS: dict[str, Any] = {"equivalence": 0.05, "budget_s": None, "aa": None}
 V1_DRIVERS = {  # database kind -> (sync driver, async driver) before the driver controls
     "postgresql": ("postgresql+psycopg2", "postgresql+asyncpg"),
     "sqlite": ("sqlite+pysqlite", "sqlite+aiosqlite"),
@@ -47,7 +48,33 @@ def v1_to_v2(document: Raw) -> Raw:
     return document
 
 
-STEPS: dict[int, Callable[[Raw], Raw]] = {1: v1_to_v2}
+def v2_to_v3(document: Raw) -> Raw:
+    """Rounds of pairs: every cell says its arm, its place in its round's pair and its fork
+    server; the run says its rounds and equivalence band. Version 2 runs always ran sync first
+    and forked every cell of a run from one fork server (recorded as unknown: ``None``). Their
+    stored summary (bootstrap intervals) is dropped: it is derived, and readers compute the
+    paired one from the cells."""
+    if document.get("kind") == "run" and isinstance(document.get("config"), dict):
+        config = document["config"]
+        config.setdefault("rounds", config.get("trials"))
+        for name, value in V2_RUN_SETTINGS.items():
+            config.setdefault(name, value)
+        document.pop("summary", None)
+        modes = [m for m in ("sync", "async") if m in (config.get("modes") or ("sync", "async"))]
+        for cell in document.get("cells") or []:
+            if not isinstance(cell, dict) or not isinstance(cell.get("cell"), dict):
+                continue
+            key = cell["cell"]
+            key.setdefault("arm", key.get("mode"))
+            position = modes.index(key["mode"]) if key.get("mode") in modes else 0
+            cell.setdefault(
+                "pair", {"round": key.get("trial"), "position": position, "order": list(modes)}
+            )
+            cell.setdefault("fork_server", None)
+    return document
+
+
+STEPS: dict[int, Callable[[Raw], Raw]] = {1: v1_to_v2, 2: v2_to_v3}
 
 
 class TooNew(ValueError):

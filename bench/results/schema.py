@@ -22,7 +22,7 @@ from typing import Any, Literal, TypedDict
 
 from typing_extensions import NotRequired
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 HISTORY: dict[int, str] = {
     1: "The first shape. Run documents carry no `kind`; load-test and selfcheck documents say "
@@ -37,6 +37,20 @@ HISTORY: dict[int, str] = {
     "`config.scenario_options`, `config.processes`, and every cell `client.processes`: a version "
     "1 document that lacks them gets the values that its run had (the defaults of the time). "
     "`bench compare` writes a `comparison` document beside its page.",
+    3: "Rounds of pairs. A round is one pass over the pool sizes, one sync and one async cell per "
+    "pool size back to back, the order alternating from round to round, every round's cells forked "
+    "from a fork server of its own. Each cell gains `cell.arm` (the side it stands for: `sync` or "
+    "`async`, or `a`/`b` in an A/A calibration, where both arms run the same mode), `pair` "
+    "(`round`, `position` 0 or 1 within its pair, `order`: the arms in the order they ran) and "
+    "`fork_server` (`round`, `pid`; `null` where unknown), and `series` (completions per interval "
+    "of the measured window) with `drift` (throughput changing inside the window). The config "
+    "gains `rounds` (`trials` stays, the same number), `equivalence` (the practical band), "
+    "`budget_s` and `aa` (the side an A/A calibration ran, else `null`). The summary is computed "
+    "by the paired method (Student t intervals on log ratios, verdicts faster / slower / "
+    "equivalent / inconclusive); an A/A run adds `calibration`. A version 2 run keeps its cells; "
+    "each gets `arm` = its mode, `pair` from its trial with sync first (as version 2 always ran), "
+    "`fork_server` null; its stored bootstrap summary is dropped (readers compute the paired "
+    "one).",
 }
 
 Kind = Literal["run", "loadtest", "selfcheck", "comparison"]
@@ -53,7 +67,8 @@ class CellKey(TypedDict):
     pool_size: int
     max_overflow: int
     concurrency: int
-    trial: int
+    trial: int  # the round the cell belongs to (0, 1, ...)
+    arm: NotRequired[str]  # "sync" | "async", or "a" | "b" in an A/A calibration
     processes: NotRequired[int]
 
 
@@ -109,6 +124,35 @@ PoolReport = TypedDict(  # functional form: "class" is a keyword
 CellError = TypedDict("CellError", {"class": str, "message": str})  # "class": a keyword
 
 
+class Pair(TypedDict):
+    """Where a cell stands in its round: position 0 ran first."""
+
+    round: int
+    position: int
+    order: list[str]  # the arms, in the order they ran
+
+
+class ForkServer(TypedDict):
+    round: int  # each round forks its cells from a fork server of its own
+    pid: int
+
+
+class ThroughputSeries(TypedDict):
+    """Operations completed in each interval of the measured window (a diagnostic)."""
+
+    interval_s: float
+    completed: list[int]
+
+
+class Drift(TypedDict):
+    """Throughput drifting inside the window (warm-up not reached, a checkpoint): flagged when
+    the second half's rate differs from the first half's by more than ``threshold``."""
+
+    flagged: bool
+    change: float | None  # second half / first half - 1
+    threshold: float
+
+
 class CellResult(TypedDict, total=False):
     """One cell: its key, its status and, when it measured (``ok``), its figures."""
 
@@ -136,6 +180,10 @@ class CellResult(TypedDict, total=False):
     pool: PoolReport
     client: ClientLoad
     verify: dict[str, Any]
+    pair: Pair
+    fork_server: ForkServer | None  # None: unknown (before version 3, one per run)
+    series: ThroughputSeries
+    drift: Drift
     error: CellError
     traceback: str
     cleanup_error: str
@@ -181,7 +229,11 @@ class RunConfig(TypedDict, total=False):
     ops: int
     duration: float | None
     warmup: int | Literal["auto"]
-    trials: int
+    trials: int  # the same as rounds (the name before version 3)
+    rounds: int
+    equivalence: float  # the practical band: +-5% is 0.05
+    budget_s: float | None
+    aa: str | None  # the mode an A/A calibration ran as both arms, else None
     seed: int
     rate: float | None
     loop: Literal["open", "closed"]
@@ -198,18 +250,46 @@ class RunConfig(TypedDict, total=False):
     command: str
 
 
+class Interval(TypedDict):
+    """A ratio (async / sync, or arm b / arm a) with its interval, from n paired rounds."""
+
+    point: float
+    low: float
+    high: float
+    n: int
+    confidence: float
+    half_width: float  # of the interval, as a fraction of the ratio (0.12 for +-12%)
+
+
+class VerdictWords(TypedDict):
+    kind: Literal["faster", "slower", "equivalent", "inconclusive", "too few"]
+    text: str  # "async 21% slower [13-29%]", "equivalent within +-5%", ...
+    rounds_needed: int | None  # for +-equivalence, when inconclusive
+
+
 class SummaryRow(TypedDict, total=False):
-    """Sync and async side by side at one (pool size, workers), over the trials."""
+    """Sync and async (or arms a and b) side by side at one (pool size, workers), over the
+    rounds: medians per side, and per figure the paired ratio with its intervals."""
 
     pool_size: int
     concurrency: int
-    ratio_ops_s: list[float] | None  # [point, low, high]
-    ratio_p50_us: list[float] | None
-    ratio_p99_us: list[float] | None
-    ratio: float | None
-    verdict_by: str
-    verdict: str
+    rounds: int  # complete pairs
+    ratios: dict[str, Interval]  # "ops_s", "p50_us", "p99_us" -> 95% interval
+    verdict_by: str  # "throughput", or "p99 latency" in open loop
+    verdict: VerdictWords
     unstable: list[str]
+
+
+class Calibration(TypedDict):
+    """An A/A run: the same mode as both arms through the same rounds and statistics."""
+
+    mode: str
+    rounds: int
+    pool_sizes: list[int]
+    false_verdicts: int  # "faster" or "slower" between identical arms
+    verdicts: int
+    log_ratio_sd: dict[str, float]  # per pool size: spread of the per-round ln(b/a)
+    detectable: dict[str, float]  # per pool size: the smallest difference n rounds can detect
 
 
 class RunDocument(TypedDict):
@@ -221,6 +301,7 @@ class RunDocument(TypedDict):
     config: RunConfig
     cells: list[CellResult]
     summary: NotRequired[list[SummaryRow]]
+    calibration: NotRequired[Calibration]
     wall_s: NotRequired[float]
 
 
