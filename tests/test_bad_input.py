@@ -355,6 +355,16 @@ CASES: dict[str, Case] = {
     **numbers("run", "--max-ops", whole=True, minimum="0", maximum="100000001"),
     **numbers("run", "--warmup", whole=True, minimum="-", maximum="10000001"),
     **numbers("run", "--trials", whole=True, minimum="0", maximum="1001"),
+    **numbers("run", "--rounds", whole=True, minimum="0", maximum="1001"),
+    "equivalence-abc": parser_case(
+        "run", "--equivalence", "abc", fragments=("--equivalence", "5%", "abc")
+    ),
+    "equivalence-whole-band": parser_case(
+        "run", "--equivalence", "100%", fragments=("--equivalence", "under 100%")
+    ),
+    "budget-x": parser_case("run", "--budget", "x", fragments=("--budget", "duration", "'x'")),
+    "budget-zero": parser_case("run", "--budget", "0s", fragments=("--budget", "duration")),
+    "aa-sideways": parser_case("run", "--aa", "sideways", fragments=("--aa", "sideways")),
     **numbers("run", "--rate", whole=False, minimum="0", maximum="1e12"),
     **numbers("run", "--max-overflow", whole=True, minimum="-", maximum="10001"),
     **numbers("run", "--pool-timeout", whole=False, minimum="0", maximum="3601"),

@@ -40,11 +40,11 @@ class Page(HTMLParser):
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory: pytest.TempPathFactory, pg_url: str) -> Path:
-    """One small real run with two trials, shared by the report tests."""
+    """One small real run of three rounds, shared by the report tests."""
     folder = tmp_path_factory.mktemp("run")
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "run", "--dburl", pg_url, "--pool-sizes", "1,4",
-         "--ops", "100", "--warmup", "20", "--trials", "2", "--no-report"],
+         "--ops", "100", "--warmup", "20", "--trials", "3", "--no-report"],
         cwd=folder, capture_output=True, text=True, timeout=240,
         env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
     )  # fmt: skip
@@ -65,7 +65,13 @@ def test_report_page_and_charts(small_run: Path, bench: Any, tmp_path: Path) -> 
     assert page.images == [f"{name}.png" for name in CHARTS]
     assert page.external == []  # opens with no network
     text = page_path.read_text()
-    assert re.search(r"At pool 4 \(4 workers\), async reaches \d\.\d\d\u00d7 sync throughput", text)
+    assert re.search(r"At pool 4 \(4 workers\), async reaches \d\.\d\d\u00d7 sync throughput "
+                     r"\(95% CI \d+\.\d\d\u2013\d+\.\d\d, 3 round\(s\)\)", text)  # fmt: skip
+    # the verdicts in plain words, from the paired method
+    words = (r"async \d+(\.\d)?% (faster|slower) \[[\d.]+-[\d.]+%\]|equivalent within ±5%"
+             r"|inconclusive: ±[\d.]+% after 3 rounds, [^<]+")  # fmt: skip
+    assert len(re.findall(rf"round\(s\)\)[^<]*: ({words})\.</li>", text)) == 2
+    assert "(3 paired rounds per pool size)" in text and "equivalence band" in text
     assert "Every cell" in text and "Environment" in text and "Configuration" in text
     for name in CHARTS:
         _assert_real_png(page_path.parent / f"{name}.png")
@@ -129,33 +135,64 @@ async def ping_async(session, op):
 
 
 def _ping_run(bench: Any, folder: Path, pg_url: str, ms: int) -> Path:
+    """A short real run of three rounds at pool size 2 of a scenario that sleeps ``ms`` in the
+    server: the sleep dominates, so two runs of it are the same code on a quiet machine."""
     folder.mkdir()
     scenario = folder / "ping.py"
     scenario.write_text(PING.format(ms=ms, s=ms / 1000))
     proc = bench("run", "--dburl", pg_url, "--scenario", str(scenario), "--pool-sizes", "2",
-                 "--ops", "60", "--warmup", "10", "--trials", "2", "--no-report",
+                 "--ops", "60", "--warmup", "10", "--trials", "3", "--no-report",
                  "--results-dir", str(folder / "results"))  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     return next(folder.glob("results/*/results.json"))
 
 
+def _regressions(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("regression:")]
+
+
 def test_compare_gate(bench: Any, pg_url: str, tmp_path: Path) -> None:
-    fast = _ping_run(bench, tmp_path / "fast", pg_url, 2)
-    slow = _ping_run(bench, tmp_path / "slow", pg_url, 12)
+    """Two real runs of the same code pass the gate; a real fivefold slowdown fails it beyond
+    5% but not beyond 95%."""
+    base = _ping_run(bench, tmp_path / "base", pg_url, 5)
+    again = _ping_run(bench, tmp_path / "again", pg_url, 5)
+    slow = _ping_run(bench, tmp_path / "slow", pg_url, 25)
     reports = str(tmp_path / "reports")
-    # a real slowdown, but within a generous threshold
-    within = bench("compare", str(fast), str(slow), "--fail-on", "throughput:95%",
+    same = bench("compare", str(base), str(again), "--fail-on", "throughput:5%",
+                 "--reports-dir", reports)  # fmt: skip
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "no regression beyond throughput:5%" in same.stdout
+    assert "3/3" in same.stdout and "Welch" in same.stdout  # rounds A/B, the method
+    written = json.loads(
+        (Path(same.stdout.split("report:")[1].split()[0]).parent / "comparison.json").read_text()
+    )
+    (gate,) = written["gates"]
+    assert (gate["rule"], gate["tested"], gate["failed"]) == ("throughput:5%", 2, False)
+    assert [row["rounds_a"] for row in written["rows"]] == [3, 3]
+    within = bench("compare", str(base), str(slow), "--fail-on", "throughput:95%",
                    "--reports-dir", reports)  # fmt: skip
     assert within.returncode == 0, within.stderr
     assert "no regression beyond throughput:95%" in within.stdout
-    beyond = bench("compare", str(fast), str(slow), "--fail-on", "throughput:5%",
+    beyond = bench("compare", str(base), str(slow), "--fail-on", "throughput:5%",
                    "--fail-on", "p99:10%", "--reports-dir", reports)  # fmt: skip
-    assert beyond.returncode == 1
-    regressions = [line for line in beyond.stderr.splitlines() if line.startswith("regression:")]
+    assert beyond.returncode == 1, beyond.stdout + beyond.stderr
+    regressions = _regressions(beyond)
     assert len(regressions) == 4  # sync and async, throughput and p99
-    assert all("significant" in line for line in regressions)
+    assert all("significantly worse beyond" in line for line in regressions)
     page = Path(beyond.stdout.split("report:")[1].split()[0])
     assert page.exists() and "Regressions beyond the limits" in page.read_text()
+    # a doctored copy of a run: one cell's throughput cut by 40% in every round
+    document = json.loads(base.read_text())
+    for cell in document["cells"]:
+        if cell["cell"]["mode"] == "async":
+            cell["throughput"] *= 0.6
+    doctored = _write(tmp_path / "doctored.json", json.dumps(document))
+    cut = bench("compare", str(base), str(doctored), "--fail-on", "throughput:5%",
+                "--reports-dir", reports)  # fmt: skip
+    assert cut.returncode == 1, cut.stdout + cut.stderr
+    (line,) = _regressions(cut)
+    assert line.startswith("regression: async pool=2 workers=2: throughput -40.0% [")
+    assert "rounds A/B 3/3" in line
 
 
 def _write(path: Path, text: str) -> Path:

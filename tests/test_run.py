@@ -50,7 +50,9 @@ def assert_exact(document: dict[str, Any], ops: int) -> None:
 
 
 def test_machine_postgres_over_tcp(bench, machine_pg: str, tmp_path: Path) -> None:
-    proc = bench("run", "--dburl", machine_pg, "--pool-sizes", "1,4", *FAST, "--report")
+    # two rounds: a ratio needs two pairs (one gives no interval, so the report has no ratio)
+    proc = bench("run", "--dburl", machine_pg, "--pool-sizes", "1,4", *FAST, "--rounds", "2",
+                 "--report")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     page = tmp_path / proc.stdout.split("report:")[1].split()[0]
     assert page.name == "index.html" and page.parent.parent.name == "reports"
@@ -63,6 +65,10 @@ def test_machine_postgres_over_tcp(bench, machine_pg: str, tmp_path: Path) -> No
         ("async", 1),
         ("sync", 4),
         ("async", 4),
+        ("async", 1),  # the second round runs async first
+        ("sync", 1),
+        ("async", 4),
+        ("sync", 4),
     ]
     assert {c["driver"] for c in cells} == {"postgresql+psycopg2", "postgresql+asyncpg"}
     assert {c["pool"]["class"] for c in cells} == {"QueuePool", "AsyncAdaptedQueuePool"}

@@ -1,5 +1,6 @@
-"""``bench run``: plan the cells (or what is left of a resumed run), open the database, write the
-run's document, run every cell in a fresh process, then print the summary, warnings and report.
+"""``bench run``: plan the rounds of cells (or what is left of a resumed run), open the database,
+write the run's document, run every cell in a fresh process (and, with ``--budget``, extra rounds
+where the intervals are widest), then print the summary, verdicts, warnings and report.
 
 The plan, the database and the measuring modules are imported when the command runs, so that
 ``bench --help`` does not pay for them.
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -21,8 +24,8 @@ from bench.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, BenchError, UsageError
 
 if TYPE_CHECKING:
     from bench.db.target import Target
-    from bench.results.schema import CellResult, RunConfig, RunDocument, SummaryRow
-    from bench.run.plan import Concurrency, PlannedCell
+    from bench.results.schema import Calibration, CellResult, RunConfig, RunDocument, SummaryRow
+    from bench.run.plan import Arms, Concurrency, PlannedCell
     from bench.run.runner import Run
     from bench.scenario import Scenario
 
@@ -49,7 +52,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.results import store as results
     from bench.run import runner
 
-    args, previous = _resumed(args)
+    args, previous = run_options.resumed(args)
     request = _request(args, previous)
     results_dir = Path(args.results_dir)
     results.check_writable(results_dir)
@@ -66,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run = runner.Run(run_dir, document)
         _run_cells(run, args, request, where)
     wall = time.perf_counter() - started
-    _finish(run, request, wall)
+    _finish(run, args, request, wall)
     return _print_outcome(run, args, request, where, server_version, wall)
 
 
@@ -79,25 +82,11 @@ class _Request:
     pool_sizes: list[int]
     concurrency: Concurrency
     modes: tuple[str, ...]
+    arms: Arms
     ops: int
     plan: list[PlannedCell]  # every cell, in the plan's order
     cells: list[PlannedCell]  # the cells to run: the plan less the kept ones
     kept: list[dict[str, Any]]  # results of a resumed run kept as they are
-
-
-def _resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, Any] | None]:
-    """With ``--resume``: the plan of the earlier run, the database and folders of this one."""
-    if args.resume is None:
-        return args, None
-    if not args.resume.strip():
-        raise UsageError("--resume needs the results file of the run to finish")
-    from bench.results import store as results
-
-    previous = results.load(Path(args.resume))
-    plan_args = previous["config"].get("plan_args")
-    if not isinstance(plan_args, dict):
-        raise UsageError(f"{args.resume} does not record its plan (older asyncbench?): rerun it")
-    return argparse.Namespace(**{**vars(args), **plan_args, "resume": args.resume}), previous
 
 
 def _request(args: argparse.Namespace, previous: dict[str, Any] | None) -> _Request:
@@ -117,10 +106,8 @@ def _request(args: argparse.Namespace, previous: dict[str, Any] | None) -> _Requ
         ops = args.ops
     else:
         ops = args.max_ops if args.duration else run_options.DEFAULT_OPS
-    modes = plan.parse_modes(args.modes)
-    planned = plan.build(
-        pool_sizes, concurrency, args.max_overflow, args.trials, args.warmup, modes=modes
-    )
+    arms = plan.Arms.of(plan.parse_modes(args.modes), args.aa)
+    planned = plan.build(pool_sizes, concurrency, args.max_overflow, args.rounds, args.warmup, arms)
     cells = planned
     kept: list[dict[str, Any]] = []
     if previous is not None:
@@ -142,7 +129,8 @@ def _request(args: argparse.Namespace, previous: dict[str, Any] | None) -> _Requ
                 f"--processes {args.processes}: every pool size and worker count must be at "
                 f"least {args.processes} (the smallest is {smallest})"
             )
-    return _Request(found, options, pool_sizes, concurrency, modes, ops, planned, cells, kept)
+    modes = tuple(dict.fromkeys(arms.modes))
+    return _Request(found, options, pool_sizes, concurrency, modes, arms, ops, planned, cells, kept)
 
 
 def _open_database(
@@ -227,7 +215,11 @@ def _run_document(
         "ops": request.ops,
         "duration": args.duration,
         "warmup": args.warmup if args.warmup is not None else "auto",
-        "trials": args.trials,
+        "trials": args.rounds,
+        "rounds": args.rounds,
+        "equivalence": args.equivalence,
+        "budget_s": args.budget,
+        "aa": args.aa,
         "seed": args.seed,
         "rate": args.rate,
         "loop": "open" if args.rate else "closed",
@@ -252,7 +244,7 @@ def _run_cells(run: Run, args: argparse.Namespace, request: _Request, where: Tar
     from bench.measure.spec import CellSpec
     from bench.report import console
     from bench.report.checks import cell_label
-    from bench.run import runner
+    from bench.run import budget, plan, runner
 
     template = CellSpec.for_target(
         request.found.source,
@@ -279,21 +271,38 @@ def _run_cells(run: Run, args: argparse.Namespace, request: _Request, where: Tar
         def done(_: PlannedCell, result: CellResult) -> None:
             bar.update(task, advance=1, description=cell_label(result))
 
-        runner.run_plan(run, request.cells, template, on_cell_done=done, keep_last=args.keep_tables)
+        more: Callable[[], list[PlannedCell]] = list
+        if args.budget is not None:
+            more = budget.extra_rounds(
+                budget.Budget(args.budget, args.equivalence, first_cell=len(request.kept)),
+                cast("list[dict[str, Any]]", run.document["cells"]),
+                functools.partial(plan.build_round, concurrency=request.concurrency,
+                                  max_overflow=args.max_overflow, arms=request.arms,
+                                  warmup=args.warmup),
+                first_round=args.rounds,
+                planned=lambda n: bar.update(task, total=(bar.tasks[0].total or 0) + n),
+            )  # fmt: skip
+        runner.run_plan(
+            run, request.cells, template, on_cell_done=done, keep_last=args.keep_tables, more=more
+        )
 
 
-def _finish(run: Run, request: _Request, wall: float) -> None:
-    """Record the wall time, put kept and new cells in the plan's order, add the summary."""
+def _finish(run: Run, args: argparse.Namespace, request: _Request, wall: float) -> None:
+    """Record the wall time, put kept and new cells in the plan's order, add the summary (and
+    an A/A run's calibration)."""
     from bench.measure.spec import cell_key
     from bench.stats import summary as stats
+    from bench.stats.calibration import calibration
 
     run.document["wall_s"] = wall
     if request.kept:  # the plan's order, kept and new cells together
         order = {c.key(): n for n, c in enumerate(request.plan)}
         run.document["cells"].sort(key=lambda c: order.get(cell_key(c["cell"]), len(order)))
     run.save()
-    rows = stats.summary_rows(run.document["cells"])
+    rows = stats.summary_rows(run.document["cells"], args.equivalence)
     run.document["summary"] = cast("list[SummaryRow]", rows)
+    if args.aa:
+        run.document["calibration"] = cast("Calibration", calibration(rows, args.aa))
     run.save()
 
 
@@ -319,7 +328,9 @@ def _print_outcome(
         f"{setup_line(document['config'])}"
     )
     console.out.print(console.summary_table(rows, title))
-    console.out.print(console.ratio_table(rows, args.trials))
+    console.out.print(console.ratio_table(rows, args.rounds))
+    if "calibration" in document:
+        console.out.print(console.calibration_table(document["calibration"]))
     for line in warnings(document["cells"], rows):
         console.err.print(f"[yellow]warning:[/yellow] {line}")
     console.out.print(f"results: {run.path}")

@@ -1,13 +1,72 @@
-"""The options of ``bench run``: what to run, against what, how much, and where results go."""
+"""The options of ``bench run``: what to run, against what, how much, and where results go; and
+with ``--resume``, the options the earlier run was planned with."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import re
+from pathlib import Path
+from typing import Any
 
 from bench.cli.options import add_driver_args, add_target_args, number
+from bench.errors import UsageError
 
 DEFAULT_POOL_SIZES = "1,2,4,8,16,32"
-DEFAULT_OPS = 2000
+DEFAULT_OPS = 200
+DEFAULT_ROUNDS = 10
+DEFAULT_EQUIVALENCE = 0.05
+MODES = ("sync", "async")
+_DURATION = re.compile(r"(?:(\d+(?:\.\d*)?)h)?(?:(\d+(?:\.\d*)?)m)?(?:(\d+(?:\.\d*)?)s?)?")
+
+
+def fraction(text: str) -> float:
+    """``--equivalence``: ``5%`` or ``0.05``, above 0 and under 100%."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 < value < 1:  # NaN too
+        raise argparse.ArgumentTypeError(
+            f"--equivalence: expected a band above 0 and under 100%, such as 5% or 0.05, "
+            f"got {text!r}"
+        )
+    return value
+
+
+def duration(text: str) -> float:
+    """``--budget``: ``90s``, ``2m``, ``1h``, ``1m30s`` or plain seconds, as seconds (> 0)."""
+    found = _DURATION.fullmatch(text.strip().lower())
+    seconds = 0.0
+    if found and any(found.groups()):
+        hours, minutes, secs = (float(g or 0) for g in found.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if not 0 < seconds <= 7 * 86_400:
+        raise argparse.ArgumentTypeError(
+            f"--budget: expected a duration such as 90s, 2m or 1h (up to a week), got {text!r}"
+        )
+    return seconds
+
+
+def resumed(args: argparse.Namespace) -> tuple[argparse.Namespace, dict[str, Any] | None]:
+    """With ``--resume``: the plan of the earlier run, the database and folders of this one."""
+    if args.resume is None:
+        return args, None
+    if not args.resume.strip():
+        raise UsageError("--resume needs the results file of the run to finish")
+    from bench.results import store as results
+
+    previous = results.load(Path(args.resume))
+    plan_args = previous["config"].get("plan_args")
+    if not isinstance(plan_args, dict):
+        raise UsageError(f"{args.resume} does not record its plan (older asyncbench?): rerun it")
+    plan_args = dict(plan_args)
+    if "rounds" not in plan_args and "trials" in plan_args:  # recorded before version 3
+        plan_args["rounds"] = plan_args.pop("trials")
+    if plan_args.get("ops") is None and not plan_args.get("duration"):
+        plan_args["ops"] = previous["config"].get("ops")  # the default of its time
+    return argparse.Namespace(**{**vars(args), **plan_args, "resume": args.resume}), previous
 
 
 def add_arguments(command: argparse.ArgumentParser) -> None:
@@ -86,14 +145,43 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
         type=number(int, 0, "--warmup", 10_000_000),
         default=None,
         metavar="N",
-        help="operations run before measuring, not counted (default: max(100, 4 x workers))",
+        help="operations run before measuring, not counted (default: max(50, 2 x workers))",
     )
     command.add_argument(
+        "--rounds",
         "--trials",
-        type=number(int, 1, "--trials", 1000),
-        default=3,
+        dest="rounds",
+        type=number(int, 1, "--rounds/--trials", 1000),
+        default=DEFAULT_ROUNDS,
         metavar="N",
-        help="repeat every cell N times, interleaved sync, async, sync, async (default: 3)",
+        help="rounds: in each, every pool size gets a pair of cells, sync and async back to "
+        "back, the order alternating from round to round; verdicts need 3+ (default: "
+        f"{DEFAULT_ROUNDS}; --trials is the old name)",
+    )
+    command.add_argument(
+        "--equivalence",
+        type=fraction,
+        default=DEFAULT_EQUIVALENCE,
+        metavar="PCT",
+        help="the practical band: a difference within +-PCT is 'equivalent', e.g. 5%% or 0.05 "
+        f"(default: {DEFAULT_EQUIVALENCE * 100:g}%%)",
+    )
+    command.add_argument(
+        "--budget",
+        type=duration,
+        default=None,
+        metavar="DURATION",
+        help="after the minimum rounds, spend what is left of DURATION (90s, 2m, 1h) on extra "
+        "rounds for the pool sizes whose intervals are widest, until each is within "
+        "+-equivalence (default: no extra rounds)",
+    )
+    command.add_argument(
+        "--aa",
+        choices=MODES,
+        default=None,
+        help="an A/A noise calibration: both arms of every pair run this mode, through the same "
+        "rounds and statistics; reports how often identical arms get a verdict and the "
+        "smallest difference this machine can detect",
     )
     command.add_argument(
         "--rate",

@@ -26,6 +26,7 @@ from bench.measure.instruments import CLIENT_BOUND_SHARE, peak_rss_mb
 from bench.measure.leases import holds_connections
 from bench.measure.parts import run_parts
 from bench.measure.recorder import LATE_NS, Recorder
+from bench.measure.series import throughput_series
 from bench.measure.spec import CellSpec
 from bench.measure.twins import Recorders, run_async, run_loop, run_sync
 from bench.results.store import write_atomic
@@ -110,6 +111,7 @@ def _measurements(
     spec: CellSpec, scenario: Scenario, seq: Sequence, rec: Recorder, wall: float
 ) -> dict[str, Any]:
     url = spec.sync_url if spec.mode == "sync" else spec.async_url
+    series, drift = throughput_series(rec.slots, wall)
     return {
         "driver": url.split(":", 1)[0],
         "api": scenario.api,
@@ -134,6 +136,8 @@ def _measurements(
             "rest": _with_hdr(rec.rest),
         },
         "recorded": rec.histograms,
+        "series": series,
+        "drift": drift,
         **(_open_loop(spec, rec) if spec.rate else {}),
     }
 

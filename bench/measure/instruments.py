@@ -153,6 +153,8 @@ class Window:
         if self.sampler:
             self.sampler.start()
         self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        # where the window's slots count from: the common start when the cell is split
+        self.start_ns = start_ns if start_ns is not None else time.perf_counter_ns()
 
     def close(self) -> tuple[dict[str, Any], float, float]:
         """The pool report, and the wall and CPU seconds of the window."""

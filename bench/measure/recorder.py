@@ -4,7 +4,9 @@ Every operation is accounted for: it either succeeded (its latency goes into the
 kind) or failed (counted under an error class, with the first message kept as a sample). Beside
 the latency of each kind, the recorder keeps, over all kinds: the connection checkout wait, the
 rest of the operation (latency minus wait) and, in open loop, the service time (from the actual
-start, where latency counts from the intended start).
+start, where latency counts from the intended start). Once the measured window is open
+(:meth:`Recorder.open_window`), completions are also counted per slot of ``SLOT_NS`` of it, from
+the end times the batches carry anyway (:mod:`bench.measure.series` makes the throughput series).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from hdrh.histogram import HdrHistogram
 from bench.histograms import HIGHEST_US, LOWEST_US, decode, encode, new_histogram, record_all
 
 LATE_NS = 1_000_000  # open loop: an operation starting over 1 ms after its intended time is late
+SLOT_NS = 10_000_000  # completions are counted per 10 ms of the measured window
 
 
 def _add_all(h: HdrHistogram, values_ns: list[int]) -> None:
@@ -56,6 +59,8 @@ class Recorder:
         self.errors: dict[str, int] = {}
         self.error_samples: dict[str, str] = {}
         self.failed_indices: set[int] = set()
+        self.window_ns: int | None = None  # the measured window's start (perf_counter_ns)
+        self.slots: list[int] = []  # completions per SLOT_NS of the window
         self._lock = threading.Lock()
         self._local = threading.local()
 
@@ -70,6 +75,10 @@ class Recorder:
         buffer.append((code, start_ns, end_ns, due_ns, wait_ns))
         if len(buffer) >= self.BATCH:
             self._fold(buffer)
+
+    def open_window(self, start_ns: int) -> None:
+        """Count completions per slot of the window that starts at ``start_ns`` from now on."""
+        self.window_ns = start_ns
 
     def flush(self) -> None:
         """Fold the calling thread's pending operations into the totals."""
@@ -86,8 +95,18 @@ class Recorder:
         buffer.clear()
         tallies = self.tallies
         with self._lock:
-            for op in pending:
-                tallies[op[0]].ok += 1
+            start = self.window_ns
+            if start is None:
+                for op in pending:
+                    tallies[op[0]].ok += 1
+            else:
+                slots = self.slots
+                for op in pending:
+                    tallies[op[0]].ok += 1
+                    slot = max(0, (op[2] - start) // SLOT_NS)
+                    if slot >= len(slots):
+                        slots.extend([0] * (slot + 1 - len(slots)))
+                    slots[slot] += 1
             if not self.histograms:
                 return
             latency: list[list[int]] = [[] for _ in tallies]
@@ -141,11 +160,13 @@ class Recorder:
             "errors": self.errors,
             "error_samples": self.error_samples,
             "failed_indices": sorted(self.failed_indices),
+            "slots": self.slots,
         }
 
     def absorb(self, exported: dict[str, Any]) -> None:
         """Add another recorder's :meth:`export`: counts summed, histograms added bucket by
-        bucket (exact: the merged percentiles are those of all the values together)."""
+        bucket (exact: the merged percentiles are those of all the values together), the
+        completions per slot summed."""
         for tally, ok, failed, text in zip(
             self.tallies, exported["ok"], exported["failed"], exported["histograms"], strict=True
         ):
@@ -160,6 +181,10 @@ class Recorder:
         for error_class, message in exported["error_samples"].items():
             self.error_samples.setdefault(error_class, message)
         self.failed_indices.update(exported["failed_indices"])
+        slots = exported["slots"]  # windows that start together (a cell's parts) add slot by slot
+        self.slots.extend([0] * (len(slots) - len(self.slots)))
+        for slot, n in enumerate(slots):
+            self.slots[slot] += n
 
     def overall(self) -> HdrHistogram:
         merged = new_histogram()

@@ -1,8 +1,9 @@
 """What a cell is: its settings (:class:`CellSpec`), and what identifies it in a run
 (:func:`cell_key`).
 
-A cell is one scenario measured on one side (sync or async) at one pool size, max overflow,
-concurrency and trial; the plan, the runner, ``--resume`` and the reports all name a cell by
+A cell is one scenario measured as one arm of a pair (sync or async, or ``a`` or ``b`` of an A/A
+calibration, which run the same mode) at one pool size, max overflow, concurrency and round
+(``trial``); the plan, the runner, ``--resume`` and the reports all name a cell by
 :func:`cell_key`, the one definition of that identity.
 """
 
@@ -16,13 +17,16 @@ from typing import Any
 from bench.db.target import Target
 from bench.results.schema import CellKey, Mode
 
-CellIdentity = tuple[str, int, int, int, int]  # mode, pool size, max overflow, concurrency, trial
+# arm, mode, pool size, max overflow, concurrency, trial (the round)
+CellIdentity = tuple[str, str, int, int, int, int]
 
 
 def cell_key(cell: Mapping[str, Any]) -> CellIdentity:
     """What identifies a cell in a run, from its settings by name: a result's ``cell`` entry,
-    a :class:`CellSpec`'s :meth:`~CellSpec.key` or a planned cell's fields."""
+    a :class:`CellSpec`'s :meth:`~CellSpec.key` or a planned cell's fields. A cell without an
+    ``arm`` (before schema version 3) stands for its mode."""
     return (
+        cell.get("arm") or cell["mode"],
         cell["mode"],
         cell["pool_size"],
         cell["max_overflow"],
@@ -38,6 +42,7 @@ class CellSpec:
     sync_url: str  # with the password: only ever passed on a pipe, never stored
     async_url: str
     mode: Mode = "sync"
+    arm: str = ""  # the side the cell stands for; "" = its mode
     pool_size: int = 1
     max_overflow: int = 0
     pool_timeout: float = 30.0
@@ -80,6 +85,7 @@ class CellSpec:
         return {
             "scenario": self.scenario,
             "mode": self.mode,
+            "arm": self.arm or self.mode,
             "pool_size": self.pool_size,
             "max_overflow": self.max_overflow,
             "concurrency": self.concurrency,

@@ -138,6 +138,7 @@ def run_sync(
         run_phase(Phase(0, spec.warmup, stopping, **stride(spec)), recs.warmup)
         start_ns = barrier() if barrier else None
         window = Window(spec, watcher, start_ns)
+        recs.measured.open_window(window.start_ns)
         run_phase(
             Phase(
                 spec.warmup, len(seq), stopping, spec.duration, spec.rate,
@@ -210,6 +211,7 @@ async def run_async(
         start_ns = barrier() if barrier else None  # blocks the loop: nothing else runs yet
         lag = LoopLag() if spec.instrument else None
         window = Window(spec, watcher, start_ns)
+        recs.measured.open_window(window.start_ns)
         await run_phase(
             Phase(
                 spec.warmup, len(seq), stopping, spec.duration, spec.rate,

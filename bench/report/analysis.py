@@ -1,6 +1,7 @@
 """A run document analysed once for its report: the cells as a table (pandas), the histograms of
-each (mode, pool size) merged over their trials, their percentiles, the summary rows and the
-warnings. The charts and tables of a report all draw from one :class:`Analysis`. No I/O."""
+each (arm, pool size) merged over their rounds, their percentiles, the summary rows (the paired
+method), the A/A calibration when the run was one, and the warnings. The charts and tables of
+a report all draw from one :class:`Analysis`. No I/O."""
 
 from __future__ import annotations
 
@@ -13,9 +14,8 @@ from hdrh.histogram import HdrHistogram
 
 from bench.histograms import merge_encoded
 from bench.report.checks import warnings
-from bench.stats.summary import latency_summary, summary_rows
-
-MODES = ("sync", "async")
+from bench.stats.intervals import DEFAULT_DELTA
+from bench.stats.summary import arms_of, latency_summary, round_of, summary_rows
 
 
 @dataclass(frozen=True)
@@ -26,38 +26,48 @@ class Analysis:
     cells: pd.DataFrame  # one row per cell (see cells_frame)
     ok_cells: list[Mapping[str, Any]]  # the cells that finished measuring
     pool_sizes: list[int]
-    summary: Sequence[Mapping[str, Any]]  # one row per pool size: sync and async side by side
-    histograms: dict[tuple[str, int], HdrHistogram]  # (mode, pool size) -> trials merged;
-    # pool sizes in order, sync first
-    percentiles: pd.DataFrame  # p50/p95/p99/mean (ms) per (mode, pool size), from histograms
+    arms: tuple[str, str]  # ("sync", "async"), or ("a", "b") in an A/A calibration
+    summary: Sequence[Mapping[str, Any]]  # one row per pool size: the two arms side by side
+    histograms: dict[tuple[str, int], HdrHistogram]  # (arm, pool size) -> rounds merged;
+    # pool sizes in order, the denominator arm first
+    percentiles: pd.DataFrame  # p50/p95/p99/mean (ms) per (arm, pool size), from histograms
     warnings: list[str]
 
     def histogram(
-        self, mode: str, pool_size: int, path: tuple[str, ...] = ("overall",)
+        self, arm: str, pool_size: int, path: tuple[str, ...] = ("overall",)
     ) -> HdrHistogram | None:
-        """The latency histogram at ``path`` (``("by_op", "read")``) of one (mode, pool size),
-        over its trials; None where the run has none."""
+        """The latency histogram at ``path`` (``("by_op", "read")``) of one (arm, pool size),
+        over its rounds; None where the run has none."""
         if path == ("overall",):
-            return self.histograms.get((mode, pool_size))
-        return merged(self.ok_cells, mode, pool_size, path)
+            return self.histograms.get((arm, pool_size))
+        return merged(self.ok_cells, arm, pool_size, path)
+
+    @property
+    def calibration(self) -> Mapping[str, Any] | None:
+        """The A/A calibration the run recorded, if it was one."""
+        return self.document.get("calibration")
 
 
 def analyse(document: Mapping[str, Any]) -> Analysis:
     """Everything a report draws from ``document``, computed once."""
     ok = [c for c in document["cells"] if c.get("status") == "ok"]
     sizes = sorted({c["cell"]["pool_size"] for c in document["cells"] if "cell" in c})
+    arms = arms_of(document["cells"])
     histograms = {}
     for pool_size in sizes:
-        for mode in MODES:
-            histogram = merged(ok, mode, pool_size)
+        for arm in arms:
+            histogram = merged(ok, arm, pool_size)
             if histogram is not None:
-                histograms[(mode, pool_size)] = histogram
-    summary = document.get("summary") or summary_rows(document["cells"])  # older runs: none
+                histograms[(arm, pool_size)] = histogram
+    equivalence = (document.get("config") or {}).get("equivalence") or DEFAULT_DELTA
+    # older runs (migrated: their bootstrap summary dropped) and unfinished ones have none
+    summary = document.get("summary") or summary_rows(document["cells"], equivalence)
     return Analysis(
         document=document,
         cells=cells_frame(document["cells"]),
         ok_cells=ok,
         pool_sizes=sizes,
+        arms=arms,
         summary=summary,
         histograms=histograms,
         percentiles=percentiles_frame(histograms),
@@ -79,12 +89,15 @@ def cells_frame(cells: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         lag = client.get("loop_lag") or {}
         pool = cell.get("pool") or {}
         verify = cell.get("verify") or {}
+        pair = cell.get("pair") or {}
         rows.append(
             {
                 "mode": key.get("mode"),
+                "arm": key.get("arm", key.get("mode")),
                 "pool_size": key.get("pool_size"),
                 "concurrency": key.get("concurrency"),
-                "trial": key.get("trial", 0),
+                "round": round_of(cell) if key else 0,
+                "position": pair.get("position"),
                 "status": cell.get("status"),
                 "planned": cell.get("planned"),
                 "completed": cell.get("completed"),
@@ -105,6 +118,7 @@ def cells_frame(cells: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
                 "peak_checked_out": pool.get("peak_checked_out"),
                 "leak": pool.get("leak"),
                 "verified": verify.get("ok"),
+                "drift": (cell.get("drift") or {}).get("change"),
             }
         )
     return pd.DataFrame(rows)
@@ -116,15 +130,16 @@ def _ms(us: float | None) -> float | None:
 
 def merged(
     ok_cells: Sequence[Mapping[str, Any]],
-    mode: str,
+    arm: str,
     pool_size: int,
     path: tuple[str, ...] = ("overall",),
 ) -> HdrHistogram | None:
-    """The latency histogram at ``path`` of one (mode, pool size) over all its trials, merged
+    """The latency histogram at ``path`` of one (arm, pool size) over all its rounds, merged
     exactly; None if the run has no histograms there."""
     encoded = []
     for cell in ok_cells:
-        if cell["cell"]["mode"] != mode or cell["cell"]["pool_size"] != pool_size:
+        key = cell["cell"]
+        if key.get("arm", key["mode"]) != arm or key["pool_size"] != pool_size:
             continue
         node: Any = cell.get("latency") or {}
         for part in path:
@@ -135,13 +150,13 @@ def merged(
 
 
 def percentiles_frame(histograms: dict[tuple[str, int], HdrHistogram]) -> pd.DataFrame:
-    """p50/p95/p99 and mean (ms) per (mode, pool size), in the order of ``histograms``."""
+    """p50/p95/p99 and mean (ms) per (arm, pool size), in the order of ``histograms``."""
     rows = []
-    for (mode, pool_size), histogram in histograms.items():
+    for (arm, pool_size), histogram in histograms.items():
         summary = latency_summary(histogram)
         rows.append(
             {
-                "mode": mode,
+                "arm": arm,
                 "pool_size": pool_size,
                 "p50_ms": summary["p50_us"] / 1000,
                 "p95_ms": summary["p95_us"] / 1000,

@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bench.stats.summary import round_of
+
 
 def cell_label(cell: Mapping[str, Any]) -> str:
-    """``async pool=4 workers=4 trial=1``: one cell, named for a person."""
+    """``async pool=4 workers=4 round=1``: one cell, named for a person (an A/A arm with its
+    mode: ``b (sync) pool=4 ...``)."""
     c = cell["cell"]
-    return f"{c['mode']:>5} pool={c['pool_size']} workers={c['concurrency']} trial={c['trial'] + 1}"
+    arm = c.get("arm", c["mode"])
+    side = arm if arm == c["mode"] else f"{arm} ({c['mode']})"
+    return f"{side:>5} pool={c['pool_size']} workers={c['concurrency']} round={round_of(cell) + 1}"
 
 
 def warnings(cells: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -25,10 +30,12 @@ def warnings(cells: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any
             "database; see 'notes' above"
         )
     for row in rows:
-        for mode in row["unstable"]:
+        for arm in row["unstable"]:
             lines.append(
-                f"pool={row['pool_size']} {mode}: throughput varies {row[f'{mode}_cv']:.0%} "
-                "across trials (coefficient of variation >= 10%): unstable, run more trials"
+                f"pool={row['pool_size']} {arm}: throughput varies "
+                f"{row['sides'][arm]['cv']:.0%} across rounds (coefficient of variation >= 10%): "
+                "the paired ratio cancels what hits both sides of a round, but run more rounds "
+                "if its interval is wide"
             )
     for cell in cells:
         lines += _cell_problems(cell)
@@ -57,4 +64,13 @@ def _cell_problems(cell: Mapping[str, Any]) -> list[str]:
     verify = cell.get("verify") or {}
     if verify and not verify.get("ok"):
         lines.append(f"{label}: final table contents wrong: {'; '.join(verify['problems'])}")
+    drift = cell.get("drift") or {}
+    if drift.get("flagged"):
+        change = drift.get("change")
+        by = f" by {change:+.0%}" if change is not None else ""
+        lines.append(
+            f"{label}: throughput drifted{by} inside the measured window (second half against "
+            f"first, beyond {drift.get('threshold', 0):.0%}): warm-up not reached or a "
+            "checkpoint? A diagnostic: the cell still counts"
+        )
     return lines

@@ -1,6 +1,7 @@
 """What a person sees in the terminal: a progress bar through the cells, the summary and ratio
-tables of a run, the table of a comparison and of a load test (the selfcheck's tables are in
-:mod:`bench.report.console_selfcheck`), all in one look."""
+tables of a run (verdicts in plain words), an A/A calibration, the table of a comparison and of
+a load test (the selfcheck's tables are in :mod:`bench.report.console_selfcheck`), all in one
+look."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.report.comparison import describe, significant
+from bench.report.comparison import cell_name, describe, gate_text, rounds, significant
 
 # piped output is not cut to 80 columns: the summary table must stay readable in logs and CI
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
@@ -59,102 +60,155 @@ def fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
-def _fmt_ci(interval: Any) -> str:
+def fmt_interval(interval: Mapping[str, Any] | None) -> str:
+    """A ratio with its interval: ``0.88x [0.79-0.97]``; - when unknown."""
     if not interval:
         return "-"
-    point, lo, hi = interval
-    return f"{point:.2f}x ({lo:.2f}-{hi:.2f})"
+    return f"{interval['point']:.2f}x [{interval['low']:.2f}-{interval['high']:.2f}]"
 
 
-def _flags(row: Mapping[str, Any]) -> str:
-    notes = []
-    if row.get("sync_client_bound") or row.get("async_client_bound"):
-        notes.append("client-bound")
+def fmt_percent(fraction: float | None) -> str:
+    """A fraction as a percentage: 0.123 -> ``12%``, 0.045 -> ``4.5%``; - when unknown."""
+    if fraction is None:
+        return "-"
+    pct = abs(fraction) * 100
+    return f"{pct:.0f}%" if pct >= 9.95 else f"{pct:.1f}%"
+
+
+def notes(row: Mapping[str, Any]) -> str:
+    """What weakens a row's figures: client-bound cells, sides that vary across rounds."""
+    sides = row.get("sides") or {}
+    found = []
+    if any(side.get("client_bound") for side in sides.values()):
+        found.append("client-bound")
     if row.get("unstable"):
-        notes.append("CV " + ", ".join(f"{m} {row[f'{m}_cv']:.0%}" for m in row["unstable"]))
-    return "; ".join(notes)
+        found.append("CV " + ", ".join(f"{a} {sides[a]['cv']:.0%}" for a in row["unstable"]))
+    return "; ".join(found)
+
+
+def _arms(rows: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    arms = rows[0].get("arms") if rows else None
+    return (arms[0], arms[1]) if arms else ("sync", "async")
 
 
 def summary_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
-    """Absolute figures: throughput and p99 latency of each side (medians over trials)."""
+    """Absolute figures: throughput and p99 latency of each side (medians over rounds)."""
+    below, above = _arms(rows)
     table = new_table(
         title,
-        "ops/s and p99 (99th percentile latency, ms): medians over trials",
+        "ops/s and p99 (99th percentile latency, ms): medians over rounds; "
+        f"{above}/{below}: the paired ratio of throughput (geometric mean over rounds); "
+        "client-bound: the harness used 90%+ of a core; CV: a side's throughput varies 10%+ "
+        "across rounds",
     )
-    for name in ("pool", "workers", "sync ops/s", "async ops/s", "async/sync"):
+    for name in ("pool", "workers", "rounds", f"{below} ops/s", f"{above} ops/s",
+                 f"{above}/{below}", f"{below} p99", f"{above} p99"):  # fmt: skip
         table.add_column(name, justify="right")
-    table.add_column("sync p99", justify="right")
-    table.add_column("async p99", justify="right")
-    failures = any(row.get("sync_errors") or row.get("async_errors") for row in rows)
+    failures = any(side.get("errors") for row in rows for side in row["sides"].values())
+    table.add_column("notes")
     if failures:
-        table.add_column("failed operations, by class (all trials)")
+        table.add_column("failed operations, by class (all rounds)")
     for row in rows:
+        sides = row["sides"]
         cells = [
             str(row["pool_size"]),
             str(row["concurrency"]),
-            fmt_ops(row["sync_ops_s"]),
-            fmt_ops(row["async_ops_s"]),
-            fmt_ratio(row["ratio"]),
-            fmt_ms(row["sync_p99_us"]),
-            fmt_ms(row["async_p99_us"]),
+            str(row["rounds"]),
+            fmt_ops(sides[below]["ops_s"]),
+            fmt_ops(sides[above]["ops_s"]),
+            fmt_ratio((row["ratios"].get("ops_s") or {}).get("point")),
+            fmt_ms(sides[below]["p99_us"]),
+            fmt_ms(sides[above]["p99_us"]),
+            notes(row),
         ]
         if failures:
             cells.append(
                 "; ".join(
-                    f"{mode}: " + ", ".join(f"{k} x{v}" for k, v in row[f"{mode}_errors"].items())
-                    for mode in ("sync", "async")
-                    if row.get(f"{mode}_errors")
+                    f"{arm}: " + ", ".join(f"{k} x{v}" for k, v in sides[arm]["errors"].items())
+                    for arm in (below, above)
+                    if sides[arm].get("errors")
                 )
             )
         table.add_row(*cells)
     return table
 
 
-def ratio_table(rows: Sequence[Mapping[str, Any]], trials: int) -> Table:
-    """async/sync ratios with 95% bootstrap confidence intervals, and a verdict."""
+def ratio_table(rows: Sequence[Mapping[str, Any]], rounds: int) -> Table:
+    """Paired ratios with their 95% intervals and the verdict in plain words, per pool size."""
+    below, above = _arms(rows)
     table = new_table(
-        f"async/sync, mean of {trials} trial(s), 95% bootstrap confidence interval",
-        "throughput above 1 and latency below 1 favour async; client-bound: the harness "
-        "used 90%+ of a core; CV: trials vary 10%+ (unstable)",
+        f"{above}/{below} over {rounds} round(s): paired ratio [95% interval]",
+        "ratio: geometric mean of the per-round ratios; faster/slower: the 95% interval "
+        "excludes 1; equivalent: the 90% interval lies within the band; inconclusive: neither "
+        "(with the rounds that would decide); no verdict under 3 rounds. Throughput above 1 and "
+        f"latency below 1 favour {above}",
     )
-    table.add_column("pool", justify="right")
-    table.add_column("throughput", justify="right")
-    table.add_column("p50 latency", justify="right")
-    table.add_column("p99 latency", justify="right")
+    for name in ("pool", "rounds", "throughput", "p50 latency", "p99 latency"):
+        table.add_column(name, justify="right", no_wrap=True)
     by = rows[0].get("verdict_by", "throughput") if rows else "throughput"
     table.add_column(f"verdict (by {by})", no_wrap=True)
-    table.add_column("notes", no_wrap=True)
     for row in rows:
+        ratios = row["ratios"]
         table.add_row(
             str(row["pool_size"]),
-            _fmt_ci(row["ratio_ops_s"]),
-            _fmt_ci(row["ratio_p50_us"]),
-            _fmt_ci(row["ratio_p99_us"]),
-            row["verdict"],
-            _flags(row),
+            str(row["rounds"]),
+            fmt_interval(ratios.get("ops_s")),
+            fmt_interval(ratios.get("p50_us")),
+            fmt_interval(ratios.get("p99_us")),
+            row["verdict"]["text"],
+        )
+    return table
+
+
+def calibration_table(calibration: Mapping[str, Any]) -> Table:
+    """An A/A run's noise: false verdicts, the per-round spread and the detectable difference."""
+    n = calibration["rounds"]
+    table = new_table(
+        f"A/A calibration: {calibration['mode']} against itself; false verdicts "
+        f"{calibration['false_verdicts']} of {calibration['verdicts']} (about 5% expected by "
+        "chance)",
+        "spread: standard deviation of the per-round log ratio b/a (about the CV of one round's "
+        f"ratio); detectable: the 95% interval's half width with {n} rounds, the smallest "
+        "difference this machine can tell from noise",
+    )
+    for name in ("pool", "spread per round", f"detectable with {n} rounds"):
+        table.add_column(name, justify="right")
+    for size in calibration["pool_sizes"]:
+        key = str(size)
+        table.add_row(
+            key,
+            fmt_percent(calibration["log_ratio_sd"].get(key)),
+            "±" + fmt_percent(calibration["detectable"].get(key))
+            if key in calibration["detectable"]
+            else "-",
         )
     return table
 
 
 def compare_table(
-    a: Mapping[str, Any], b: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
+    a: Mapping[str, Any],
+    b: Mapping[str, Any],
+    rows: Sequence[Mapping[str, Any]],
+    gates: Sequence[Mapping[str, Any]] = (),
 ) -> Table:
     table = new_table(
         f"{b['config'].get('scenario')}: A = {a.get('run_id')}, B = {b.get('run_id')}",
-        "A -> B, change of the mean over trials (95% bootstrap CI); significant: the CI "
-        "excludes 0 (needs 2+ trials on each side)",
+        "A -> B: geometric means over the rounds, change [95% Welch CI]; significant: the CI "
+        "excludes 0, untestable: under 2 rounds on a side; gate: one-sided Welch test of "
+        "'worse beyond the limit', Holm-adjusted p over the cells",
     )
-    for name in ("mode", "pool", "workers", "throughput ops/s", "p50 ms", "p99 ms", "significant"):
-        table.add_column(name, justify="left" if name in ("mode", "significant") else "right")
+    names = ["cell", "rounds A/B", "throughput ops/s", "p50 ms", "p99 ms", "result"]
+    for name in [*names, *(f"gate {g['rule']}" for g in gates)]:
+        table.add_column(name, justify="right" if name in names[1:5] else "left")
     for row in rows:
         table.add_row(
-            row["mode"],
-            str(row["pool_size"]),
-            str(row["concurrency"]),
-            describe(row["throughput"], "ops/s"),
-            describe(row["p50"], "ms"),
-            describe(row["p99"], "ms"),
+            cell_name(row),
+            rounds(row),
+            describe(row["throughput"], "ops/s", "\n"),
+            describe(row["p50"], "ms", "\n"),
+            describe(row["p99"], "ms", "\n"),
             significant(row),
+            *(gate_text(row, g) for g in gates),
         )
     return table
 

@@ -41,11 +41,16 @@ window.addEventListener('load', function () {
 
 
 CHART_CAPTIONS = {
-    "throughput": "Operations per second at each pool size. Higher is better.",
-    "latency": "p50, p95 and p99 latency of each side, from the merged histograms of all trials.",
-    "ratio": "async divided by sync, with its 95% bootstrap confidence interval. Above 1.0 "
-    "async has more throughput (or more latency); an interval that crosses 1.0 is no "
-    "significant difference.",
+    "throughput": "Operations per second at each pool size: the median over rounds, the band from "
+    "the lowest to the highest round. Higher is better.",
+    "latency": "p50, p95 and p99 latency of each side, from the merged histograms of all rounds.",
+    "ratio": "async divided by sync (b divided by a in an A/A run) per figure: the geometric mean "
+    "of the per-round ratios of the paired rounds, with its 95% Student t interval; n under each "
+    "pool size is the number of rounds. Above 1.0 async has more throughput (or more latency). "
+    "An interval wholly above or below 1.0 is a difference (faster or slower); the shaded band is "
+    "the equivalence band: a difference inside it is too small to matter (equivalent when the "
+    "90% interval lies inside it); an interval that crosses 1.0 and leaves the band is "
+    "inconclusive: more rounds would decide.",
     "per_operation": "p50 (solid) and p99 (light) latency of each operation type.",
     "distribution": "The whole latency distribution: each curve reads 'this percentile of "
     "operations took at most this long'. Tails show on the right.",
@@ -73,7 +78,7 @@ def build(results_path: Path, reports_dir: Path, pool_size: int | None = None) -
     plans: list[tuple[str, str, Callable[[Path], bool]]] = [
         ("throughput", "Throughput vs pool size", lambda p: charts.throughput(analysis, p)),
         ("latency", "Latency percentiles vs pool size", lambda p: charts.latency(analysis, p)),
-        ("ratio", "async/sync ratio", lambda p: charts.ratio(analysis, p)),
+        ("ratio", "{1}/{0} ratio".format(*analysis.arms), lambda p: charts.ratio(analysis, p)),
         ("per_operation", f"Latency per operation type, pool {chosen}",
          lambda p: charts.per_operation(analysis, p, chosen)),
         ("distribution", "Latency distribution",
@@ -140,6 +145,36 @@ def loadtest_section(document: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def calibration_section(calibration: Mapping[str, Any]) -> list[str]:
+    """An A/A run's noise: false verdicts, the per-round spread, the detectable difference."""
+    n = calibration["rounds"]
+    rows = []
+    for size in calibration["pool_sizes"]:
+        sd = calibration["log_ratio_sd"].get(str(size))
+        width = calibration["detectable"].get(str(size))
+        rows.append(
+            f"<tr><td>{size}</td><td>{_percent(sd)}</td>"
+            f"<td>{'±' + _percent(width) if width is not None else '-'}</td></tr>"
+        )
+    return [
+        "<h2 id='calibration'>Calibration</h2>",
+        f"<p>An A/A run: <code>{html.escape(str(calibration['mode']))}</code> ran as both arms, "
+        "a and b, through the same rounds and statistics as a real run, so every difference "
+        "between them is noise. False verdicts (faster or slower between identical arms): "
+        f"<b>{calibration['false_verdicts']} of {calibration['verdicts']}</b> pool sizes judged "
+        "(about 5% are expected by chance). The spread is the standard deviation of the "
+        "per-round log ratio b/a (about the coefficient of variation of one round's ratio); the "
+        f"detectable difference is the half width of the 95% interval with {n} rounds: a true "
+        "difference smaller than it cannot be told from this machine's noise.</p>",
+        "<table><tr><th>pool</th><th>spread per round</th>"
+        f"<th>detectable with {n} rounds</th></tr>{''.join(rows)}</table>",
+    ]
+
+
+def _percent(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{fraction * 100:.1f}%"
+
+
 def render(
     analysis: Analysis,
     drawn: list[tuple[str, str, str]],
@@ -185,6 +220,8 @@ def render(
         *(f"<li>{e(line)}</li>" for line in lines),
         "</ul></div>",
     ]
+    if analysis.calibration:
+        parts += calibration_section(analysis.calibration)
     if document.get("loadtest"):
         parts += loadtest_section(document)
     if analysis.warnings:
@@ -218,7 +255,9 @@ def render(
 
 
 CELL_COLUMNS = [
-    ("trial", "trial", "{:.0f}"),
+    ("round", "round", "{:.0f}"),
+    ("position", "ran", "{:.0f}"),  # first or second within its pair
+    ("arm", "arm", "{}"),
     ("mode", "mode", "{}"),
     ("pool_size", "pool", "{:.0f}"),
     ("concurrency", "workers", "{:.0f}"),
@@ -236,16 +275,18 @@ CELL_COLUMNS = [
     ("peak_checked_out", "peak out", "{:.0f}"),
     ("leak", "leak", "{}"),
     ("verified", "state ok", "{}"),
+    ("drift", "drift", "{:+.0%}"),
     ("errors", "errors", "{}"),
 ]
 
 
 def cells_table(analysis: Analysis) -> str:
-    """Every cell of the run, one row each, in pool size, trial, sync-then-async order."""
+    """Every cell of the run, one row each, by pool size and round, in the order they ran."""
     table = analysis.cells
     if table.empty:
         return "<p>No cells.</p>"
-    table = table.sort_values(["pool_size", "trial", "mode"], ascending=[True, True, False])
+    table = table.sort_values(["pool_size", "round", "position"], na_position="first")
+    table = table.assign(round=table["round"] + 1, position=table["position"] + 1)  # 1, 2, ...
     head = "".join(f"<th>{html.escape(label)}</th>" for _, label, _ in CELL_COLUMNS)
     body = []
     for _, row in table.iterrows():

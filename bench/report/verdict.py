@@ -1,63 +1,90 @@
-"""The run report's verdict in words: a headline and one sentence per pool size, computed from the
-analysed run (or from its load test). Pure: plain text, no HTML."""
+"""The run report's verdict in words: a headline and one sentence per pool size (the paired ratio
+with its 95% interval and rounds, and the verdict: faster, slower, equivalent, inconclusive),
+computed from the analysed run (or from its load test). Pure: plain text, no HTML."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from bench.report.analysis import Analysis
+from bench.stats.intervals import DEFAULT_DELTA
+from bench.stats.verdicts import MIN_VERDICT_ROUNDS
 
 
 def verdict_lines(analysis: Analysis) -> tuple[str, list[str]]:
-    """A headline and one sentence per pool size, computed from the data."""
+    """A headline and one sentence per pool size, computed from the data: the paired ratios with
+    their 95% intervals and rounds, and the verdicts in plain words."""
     document = analysis.document
     if document.get("loadtest") and not document["cells"]:
         return loadtest_verdict(document["loadtest"]), []
     rows = analysis.summary
-    lines = []
-    counts = {"async faster": 0, "async slower": 0, "no significant difference": 0}
-    for row in rows:
-        interval = row.get("ratio_ops_s")
-        if not interval:
-            lines.append(f"At pool {row['pool_size']}: not enough completed cells to compare.")
-            continue
-        point, lo, hi = interval
-        p99 = row.get("ratio_p99_us")
-        if row.get("verdict_by") == "p99 latency" and p99:
-            lines.append(
-                f"At pool {row['pool_size']} ({_workers(row['concurrency'])}), at a fixed rate, "
-                f"async p99 latency is {p99[0]:.2f}\u00d7 sync's (95% CI {p99[1]:.2f}\u2013"
-                f"{p99[2]:.2f}): {row['verdict']}."
-            )
-            if row["verdict"] in counts:
-                counts[row["verdict"]] += 1
-            continue
-        sentence = (
-            f"At pool {row['pool_size']} ({_workers(row['concurrency'])}), async reaches "
-            f"{point:.2f}\u00d7 sync throughput"
-        )
-        if row.get("sync_trials", 0) >= 2 and row.get("async_trials", 0) >= 2:
-            sentence += f" (95% CI {lo:.2f}\u2013{hi:.2f})"
-        if p99:
-            sentence += f", p99 latency {_pct(p99[0])}"
-        sentence += f": {row['verdict']}."
-        lines.append(sentence)
-        if row["verdict"] in counts:
-            counts[row["verdict"]] += 1
-    trials = document.get("config", {}).get("trials", "?")
-    if sum(counts.values()):
+    below, above = analysis.arms
+    lines = [_line(row, below, above) for row in rows]
+    counts = Counter(row["verdict"]["kind"] for row in rows)
+    rounds = sorted({row["rounds"] for row in rows})
+    span = f"{rounds[0]}" if len(rounds) == 1 else f"{rounds[0]}-{rounds[-1]}" if rounds else "0"
+    delta = (document.get("config") or {}).get("equivalence") or DEFAULT_DELTA
+    judged = len(rows) - counts["too few"]
+    aa = (document.get("config") or {}).get("aa")
+    if not judged:
         headline = (
-            f"Async was faster than sync at {counts['async faster']} of {len(rows)} pool sizes, "
-            f"slower at {counts['async slower']}, and not significantly different at "
-            f"{counts['no significant difference']} ({trials} trials per cell)."
+            f"{span} round(s) per pool size: too few for a verdict, which needs "
+            f"{MIN_VERDICT_ROUNDS} or more paired rounds (run with --rounds 10)."
+        )
+    elif aa:
+        false = counts["faster"] + counts["slower"]
+        headline = (
+            f"A/A calibration, {aa} against itself ({span} rounds per pool size): {false} false "
+            f"verdict(s) (faster or slower) at {judged} pool sizes judged, about 5% expected by "
+            f"chance; equivalent within ±{delta * 100:g}% at {counts['equivalent']}, "
+            f"inconclusive at {counts['inconclusive']}."
         )
     else:
         headline = (
-            f"{trials} trial(s) per cell: too few to tell a difference from noise; run with "
-            "--trials 3 or more for confidence intervals."
+            f"{above.capitalize()} was faster than {below} at {counts['faster']} of {len(rows)} "
+            f"pool sizes, slower at {counts['slower']}, equivalent within ±{delta * 100:g}% at "
+            f"{counts['equivalent']} and inconclusive at {counts['inconclusive']} "
+            f"({span} paired rounds per pool size)."
         )
+        if counts["too few"]:
+            headline += f" {counts['too few']} had too few rounds for a verdict."
     return headline, lines
+
+
+def _line(row: Mapping[str, Any], below: str, above: str) -> str:
+    """One pool size: the ratio of the verdict's figure with its interval and rounds, the
+    verdict in words."""
+    ratios = row.get("ratios") or {}
+    where = f"At pool {row['pool_size']} ({_workers(row['concurrency'])})"
+    verdict = row["verdict"]["text"]
+    if row.get("verdict_by") == "p99 latency":
+        p99 = ratios.get("p99_us")
+        if not p99:
+            return f"{where}: not enough completed cells to compare."
+        return (
+            f"{where}, at a fixed rate, {above} p99 latency is {p99['point']:.2f}\u00d7 "
+            f"{below}'s{_interval(p99, row)}: {verdict}."
+        )
+    ops = ratios.get("ops_s")
+    if not ops:
+        return f"{where}: not enough completed cells to compare."
+    sentence = (
+        f"{where}, {above} reaches {ops['point']:.2f}\u00d7 {below} throughput{_interval(ops, row)}"
+    )
+    if ratios.get("p99_us"):
+        sentence += f", p99 latency {_pct(ratios['p99_us']['point'])}"
+    return f"{sentence}: {verdict}."
+
+
+def _interval(interval: Mapping[str, Any], row: Mapping[str, Any]) -> str:
+    """`` (95% CI 0.79-0.97, 10 rounds)``; Welch's when under two pairs were complete."""
+    kind = "" if row["rounds"] >= 2 else ", unpaired"
+    return (
+        f" (95% CI {interval['low']:.2f}\u2013{interval['high']:.2f}, "
+        f"{row['rounds']} round(s){kind})"
+    )
 
 
 def loadtest_verdict(summary: Mapping[str, Any]) -> str:

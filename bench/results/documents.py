@@ -81,8 +81,10 @@ def new_comparison(
     rules: Sequence[object],
     rows: list[dict[str, Any]],
     regressions: list[str],
+    gates: Sequence[dict[str, Any]] = (),
 ) -> ComparisonDocument:
-    """What ``bench compare`` found: run B against the baseline A, cell by cell."""
+    """What ``bench compare`` found: run B against the baseline A, cell by cell, and the result
+    of every ``--fail-on`` gate."""
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "comparison",
@@ -92,4 +94,5 @@ def new_comparison(
         "rules": [str(rule) for rule in rules],
         "rows": rows,
         "regressions": regressions,
+        "gates": list(gates),
     }

@@ -10,10 +10,10 @@ Every document asyncbench writes is a JSON object with a ``schema_version`` and 
 A pytest-benchmark file (``results/micro-*.json``) is read too; it is pytest-benchmark's own
 format, described here by the part the micro-benchmark page reads (:class:`MicroDocument`).
 
-When a document's shape changes, :data:`SCHEMA_VERSION` goes up by one, :data:`HISTORY` says what
-changed, and :mod:`bench.results.migrate` gains the step that brings a document of the version
-before up to the new one, so a document of every earlier version still loads. The tests keep a
-fixture of every version (``tests/fixtures/v<N>/``).
+When a document's shape changes, :data:`SCHEMA_VERSION` goes up by one,
+:data:`bench.results.history.HISTORY` says what changed, and :mod:`bench.results.migrate` gains
+the step that brings a document of the version before up to the new one, so a document of every
+earlier version still loads. The tests keep a fixture of every version (``tests/fixtures/v<N>/``).
 """
 
 from __future__ import annotations
@@ -23,35 +23,6 @@ from typing import Any, Literal, TypedDict
 from typing_extensions import NotRequired
 
 SCHEMA_VERSION = 3
-
-HISTORY: dict[int, str] = {
-    1: "The first shape. Run documents carry no `kind`; load-test and selfcheck documents say "
-    "`kind`. Fields were added to run documents while the version stayed 1: `config.api`, "
-    "`config.sync_driver`, `config.async_driver`, `config.prepared_statements`, "
-    "`config.event_loop`, `config.scenario_options` (scenario library and driver controls), "
-    "`config.processes`, `config.plan_args` (fault handling, `--resume`, `--processes`), "
-    "`client.processes` per cell.",
-    2: "Every document says its `kind` (`run`, `loadtest`, `selfcheck`, `comparison`). Run "
-    "documents always carry the controls `config.api`, `config.sync_driver`, "
-    "`config.async_driver`, `config.prepared_statements`, `config.event_loop`, "
-    "`config.scenario_options`, `config.processes`, and every cell `client.processes`: a version "
-    "1 document that lacks them gets the values that its run had (the defaults of the time). "
-    "`bench compare` writes a `comparison` document beside its page.",
-    3: "Rounds of pairs. A round is one pass over the pool sizes, one sync and one async cell per "
-    "pool size back to back, the order alternating from round to round, every round's cells forked "
-    "from a fork server of its own. Each cell gains `cell.arm` (the side it stands for: `sync` or "
-    "`async`, or `a`/`b` in an A/A calibration, where both arms run the same mode), `pair` "
-    "(`round`, `position` 0 or 1 within its pair, `order`: the arms in the order they ran) and "
-    "`fork_server` (`round`, `pid`; `null` where unknown), and `series` (completions per interval "
-    "of the measured window) with `drift` (throughput changing inside the window). The config "
-    "gains `rounds` (`trials` stays, the same number), `equivalence` (the practical band), "
-    "`budget_s` and `aa` (the side an A/A calibration ran, else `null`). The summary is computed "
-    "by the paired method (Student t intervals on log ratios, verdicts faster / slower / "
-    "equivalent / inconclusive); an A/A run adds `calibration`. A version 2 run keeps its cells; "
-    "each gets `arm` = its mode, `pair` from its trial with sync first (as version 2 always ran), "
-    "`fork_server` null; its stored bootstrap summary is dropped (readers compute the paired "
-    "one).",
-}
 
 Kind = Literal["run", "loadtest", "selfcheck", "comparison"]
 KINDS: tuple[Kind, ...] = ("run", "loadtest", "selfcheck", "comparison")
@@ -273,8 +244,13 @@ class SummaryRow(TypedDict, total=False):
 
     pool_size: int
     concurrency: int
+    arms: list[str]  # [denominator, numerator]: ["sync", "async"], or ["a", "b"] in an A/A run
     rounds: int  # complete pairs
+    # per arm: "cells" (ok cells), medians over them "ops_s", "p50_us", "p99_us"; "cv" of
+    # throughput (None under 2 cells), "client_bound", "errors" (failed operations by class)
+    sides: dict[str, dict[str, Any]]
     ratios: dict[str, Interval]  # "ops_s", "p50_us", "p99_us" -> 95% interval
+    log_sd: dict[str, float]  # per figure: the sd of the per-round log ratio (paired only)
     verdict_by: str  # "throughput", or "p99 latency" in open loop
     verdict: VerdictWords
     unstable: list[str]
@@ -361,8 +337,9 @@ class ComparisonDocument(TypedDict):
     b: str
     scenario: str | None
     rules: list[str]  # "throughput:5%"
-    rows: list[dict[str, Any]]  # one per cell present in both runs
+    rows: list[dict[str, Any]]  # one per cell present in both runs, with Welch intervals
     regressions: list[str]
+    gates: NotRequired[list[dict[str, Any]]]  # one per --fail-on rule: tested cells, adjusted p
 
 
 class MicroBenchmark(TypedDict, total=False):

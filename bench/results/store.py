@@ -66,10 +66,14 @@ def check_writable(folder: Path) -> None:
 def write_atomic(path: Path, document: Mapping[str, Any]) -> None:
     """Write JSON to ``path`` through a temp file beside it and a rename: a reader sees the old
     file or the new one, never half of one."""
+    write_text_atomic(path, json.dumps(document, indent=1) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` (JSON already encoded) to ``path`` as :func:`write_atomic` does."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(document, fh, indent=1)
-        fh.write("\n")
+        fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)

@@ -1,8 +1,11 @@
-"""The plan: every cell of a run, in the order they run.
+"""The plan: every cell of a run, in the order they run, as rounds of pairs.
 
-A cell is (scenario, mode, pool size, max overflow, concurrency, trial). Trials are the outer loop
-and modes alternate inside it (sync, async, sync, async, ...), so slow drift of the machine hits
-both sides alike.
+A cell is (scenario, arm, mode, pool size, max overflow, concurrency, round). A round is one pass
+over the pool sizes; in it each pool size gets a pair, one cell per arm, back to back (slow drift
+of the machine hits both cells of a pair alike). The order within the pairs alternates from round
+to round (round 0: sync first, round 1: async first, ...), so an effect of running first or
+second cancels out over the rounds instead of biasing every pair the same way. The arms are the
+modes (``sync``, ``async``), or ``a`` and ``b`` running the same mode in an A/A calibration.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from dataclasses import dataclass
 
 from bench.errors import UsageError
 from bench.measure.spec import CellIdentity, cell_key
-from bench.results.schema import Mode
+from bench.results.schema import Mode, Pair
 
 MODES: tuple[Mode, ...] = ("sync", "async")
+AUTO_WARMUP_MIN = 50
+AUTO_WARMUP_PER_WORKER = 2
+AA_ARMS = ("a", "b")  # an A/A calibration's arms: the same mode twice
 
 
 @dataclass(frozen=True)
@@ -39,11 +45,18 @@ class PlannedCell:
     max_overflow: int
     concurrency: int
     warmup: int
-    trial: int
+    trial: int  # the round
+    arm: str  # the side it stands for: its mode, or "a" / "b" in an A/A calibration
+    position: int  # 0: runs first in its pair
+    order: tuple[str, ...]  # the arms of its pair, in the order they run
 
     def key(self) -> CellIdentity:
         """What identifies the cell in a run: ``cell_key`` of a result's ``cell`` is the same."""
         return cell_key(vars(self))
+
+    def pair(self) -> Pair:
+        """Its place in its round, as its result records it."""
+        return {"round": self.trial, "position": self.position, "order": list(self.order)}
 
 
 def parse_pool_sizes(text: str) -> list[int]:
@@ -87,24 +100,62 @@ def parse_concurrency(text: str) -> Concurrency:
 
 def auto_warmup(workers: int) -> int:
     """Enough operations for every worker to open its connection and run each kind a few times."""
-    return max(100, 4 * workers)
+    return max(AUTO_WARMUP_MIN, AUTO_WARMUP_PER_WORKER * workers)
+
+
+@dataclass(frozen=True)
+class Arms:
+    """What the pairs are made of: the arms (named in results) and the mode each runs."""
+
+    names: tuple[str, ...]
+    modes: tuple[Mode, ...]
+
+    @classmethod
+    def of(cls, modes: tuple[Mode, ...], aa: Mode | None = None) -> Arms:
+        """The modes' own arms, or with ``aa`` an A/A calibration: arms a and b, both ``aa``."""
+        if aa is not None:
+            return cls(AA_ARMS, (aa, aa))
+        return cls(tuple(modes), modes)
+
+
+def build_round(
+    round_no: int,
+    pool_sizes: list[int],
+    concurrency: Concurrency,
+    max_overflow: int,
+    arms: Arms,
+    warmup: int | None = None,
+) -> list[PlannedCell]:
+    """One round: a pair per pool size, the arms in the round's order (even rounds as given,
+    odd rounds reversed)."""
+    order = arms.names if round_no % 2 == 0 else arms.names[::-1]
+    mode_of = dict(zip(arms.names, arms.modes, strict=True))
+    cells = []
+    for size in pool_sizes:
+        workers = concurrency.workers(size)
+        ops_warmup = auto_warmup(workers) if warmup is None else warmup
+        for position, arm in enumerate(order):
+            cells.append(
+                PlannedCell(
+                    mode_of[arm], size, max_overflow, workers, ops_warmup, round_no,
+                    arm, position, order,
+                )
+            )  # fmt: skip
+    return cells
 
 
 def build(
     pool_sizes: list[int],
     concurrency: Concurrency,
     max_overflow: int,
-    trials: int,
+    rounds: int,
     warmup: int | None = None,
-    modes: tuple[Mode, ...] = MODES,
+    arms: Arms = Arms(MODES, MODES),
 ) -> list[PlannedCell]:
+    """Every cell of ``rounds`` rounds, in the order they run."""
     cells = []
-    for trial in range(trials):
-        for size in pool_sizes:
-            workers = concurrency.workers(size)
-            ops_warmup = auto_warmup(workers) if warmup is None else warmup
-            for mode in modes:
-                cells.append(PlannedCell(mode, size, max_overflow, workers, ops_warmup, trial))
+    for round_no in range(rounds):
+        cells += build_round(round_no, pool_sizes, concurrency, max_overflow, arms, warmup)
     return cells
 
 

@@ -1,5 +1,10 @@
 """Run a plan: one fresh process per cell, results written after every cell.
 
+Each round's cells are forked from a fork server of its own (:class:`Zygote`), started afresh
+for the round and closed after it, so per-process effects (hash seed, heap layout, what the
+imports left behind) are sampled round by round rather than shared by the whole run; every result
+records its round's ``pair`` and its ``fork_server``.
+
 Ctrl-C (SIGINT) reaches the running cell, which stops issuing operations, lets those in flight
 finish, disposes its engine and writes what it measured, marked ``interrupted``. The run document
 is then written marked ``interrupted`` too, and the caller exits with 130.
@@ -15,15 +20,16 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from bench.children import Child, died_how, last_line, stop_pid
-from bench.errors import RunError
+from bench.errors import RunError, scrub
 from bench.measure.spec import CellSpec
 from bench.results.schema import CellResult, RunDocument
-from bench.results.store import RESULTS_FILE, scrubbed, write_atomic
+from bench.results.store import RESULTS_FILE, write_text_atomic
 from bench.run.plan import PlannedCell
 
 
@@ -32,6 +38,8 @@ class Run:
     run_dir: Path
     document: RunDocument
     interrupted: bool = False
+    # each cell's JSON, scrubbed: a cell does not change once it is in the document
+    _cell_texts: dict[int, tuple[Any, str]] = field(default_factory=dict, repr=False)
 
     @property
     def path(self) -> Path:
@@ -40,58 +48,91 @@ class Run:
     def save(self) -> None:
         """Write the document atomically; on failure the last good copy stays in place."""
         try:
-            write_atomic(self.path, scrubbed(self.document))
+            write_text_atomic(self.path, self.text())
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise RunError(
                 f"cannot write {self.path}: {reason} (the last complete copy is kept)"
             ) from None
 
+    def text(self) -> str:
+        """The document as JSON, scrubbed of secrets. Each cell is encoded and scrubbed once,
+        when first saved: doing it to the whole document after every cell cost more than the
+        cells of a long run measured."""
+        head = {k: v for k, v in self.document.items() if k != "cells"}
+        cells = ",\n".join(self._cell_text(cell) for cell in self.document["cells"])
+        opening = scrub(json.dumps(head, indent=1))[: -len("\n}")]
+        return f'{opening},\n "cells": [\n{cells}\n ]\n}}\n'
+
+    def _cell_text(self, cell: Any) -> str:
+        cached = self._cell_texts.get(id(cell))
+        if cached is None or cached[0] is not cell:
+            cached = self._cell_texts[id(cell)] = (cell, scrub(json.dumps(cell, indent=1)))
+        return cached[1]
+
 
 def run_plan(
     run: Run,
-    cells: list[PlannedCell],
+    cells: Iterable[PlannedCell],
     template: CellSpec,
     on_cell_done: Callable[[PlannedCell, CellResult], None] = lambda c, r: None,
     keep_last: bool = False,
+    more: Callable[[], list[PlannedCell]] = list,
 ) -> Run:
-    """Run every cell in order; stop early, keeping what was measured, on Ctrl-C."""
+    """Run every cell in order, then whatever ``more`` adds when they run out (extra rounds
+    under a budget) until it adds nothing; stop early, keeping what was measured, on Ctrl-C.
+    With ``keep_last`` the last cell of each batch keeps its tables (a later cell drops them
+    before it seeds)."""
     run.document["status"] = "running"
     run.save()
-    zygote = Zygote()
+    zygote: Zygote | None = None
+    batch = list(cells)
     try:
-        for n, planned in enumerate(cells, start=1):
-            spec = replace(
-                template,
-                mode=planned.mode,
-                pool_size=planned.pool_size,
-                max_overflow=planned.max_overflow,
-                concurrency=planned.concurrency,
-                warmup=planned.warmup,
-                trial=planned.trial,
-                keep_tables=keep_last and n == len(cells),
-            )
-            result, interrupted = run_cell_process(spec, zygote)
-            run.document["cells"].append(result)
-            run.save()
-            on_cell_done(planned, result)
-            if interrupted:
-                run.interrupted = True
-                break
+        while batch and not run.interrupted:
+            for n, planned in enumerate(batch, start=1):
+                if zygote is None or zygote.round != planned.trial:
+                    if zygote is not None:
+                        zygote.close()
+                        zygote = None
+                    zygote = Zygote(planned.trial)
+                spec = replace(
+                    template,
+                    mode=planned.mode,
+                    arm=planned.arm,
+                    pool_size=planned.pool_size,
+                    max_overflow=planned.max_overflow,
+                    concurrency=planned.concurrency,
+                    warmup=planned.warmup,
+                    trial=planned.trial,
+                    keep_tables=keep_last and n == len(batch),
+                )
+                result, interrupted = run_cell_process(spec, zygote)
+                result["pair"] = planned.pair()
+                result["fork_server"] = {"round": planned.trial, "pid": zygote.pid}
+                run.document["cells"].append(result)
+                run.save()
+                on_cell_done(planned, result)
+                if interrupted:
+                    run.interrupted = True
+                    break
+            else:
+                batch = more()
     except KeyboardInterrupt:
         run.interrupted = True
     finally:
-        zygote.close()
+        if zygote is not None:
+            zygote.close()
     run.document["status"] = "interrupted" if run.interrupted else "complete"
     run.save()
     return run
 
 
 class Zygote:
-    """The fork server of a run (:mod:`bench.run.zygote`): one child process per cell, forked
+    """The fork server of a round (:mod:`bench.run.zygote`): one child process per cell, forked
     from a process that has SQLAlchemy and the drivers imported already."""
 
-    def __init__(self) -> None:
+    def __init__(self, round_no: int = 0) -> None:
+        self.round = round_no
         self.child = Child.start(
             [sys.executable, "-m", "bench.run.zygote"],
             stdin=subprocess.PIPE,
@@ -102,6 +143,10 @@ class Zygote:
         )
         self.answers: queue.Queue[dict[str, int] | None] = queue.Queue()
         threading.Thread(target=self._read, name="zygote-reader", daemon=True).start()
+
+    @property
+    def pid(self) -> int:
+        return self.child.proc.pid
 
     def _read(self) -> None:
         assert self.child.proc.stdout is not None

@@ -1,12 +1,15 @@
-"""A fork server for cells: Python, SQLAlchemy and the drivers imported once per run, and a fresh
-process forked from it for every cell.
+"""A fork server for cells: Python, SQLAlchemy and the drivers imported once per round, and a
+fresh process forked from it for every cell.
 
-Starting a Python process and importing SQLAlchemy, asyncpg and psycopg2 costs about half a
-second; a default sweep has 36 cells. The zygote imports them once and then does nothing but
-fork: it never connects, never creates an engine, never loads a scenario, so each child starts
-with the same clean state a new process would (no connections, caches or heap from another
-cell). Children get their own session (Ctrl-C in the terminal reaches only the runner, which
-stops a cell deliberately) and their own stderr file.
+Starting a Python process and importing SQLAlchemy, asyncpg and psycopg2 costs most of a second;
+a default sweep has 120 cells in 10 rounds. The runner starts a zygote per round (so what differs
+between processes, the hash seed and the heap's layout, differs between rounds). The zygote
+imports them once and then does nothing but fork: it never connects, never creates an engine,
+never loads a scenario, so each child starts with the same clean state a new process would (no
+connections, caches or heap from another cell); its objects are frozen out of the garbage
+collector's reach (``gc.freeze``), so a child's collections do not walk, and copy, the inherited
+heap. Children get their own session (Ctrl-C in the terminal reaches only the runner, which stops
+a cell deliberately) and their own stderr file.
 
 Protocol, one JSON object per line: the runner writes ``{"spec": ..., "stderr": path}``; the
 zygote answers ``{"pid": N}`` when the child starts and ``{"pid": N, "code": C}`` when it ends.
@@ -15,12 +18,14 @@ zygote answers ``{"pid": N}`` when the child starts and ``{"pid": N, "code": C}`
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
 import signal
 import sys
 import traceback
+from typing import NoReturn
 
 PRELOAD = (
     "bench.measure.spec",
@@ -30,6 +35,8 @@ PRELOAD = (
     "bench.measure.twins",
     "bench.measure.parts",
     "bench.measure.cell",
+    "bench.models",  # the built-in scenarios' tables
+    "numpy",  # the latency summaries' scan
     "sqlalchemy.dialects.postgresql.psycopg2",
     "sqlalchemy.dialects.postgresql.asyncpg",
     "sqlalchemy.dialects.sqlite.pysqlite",
@@ -40,11 +47,12 @@ PRELOAD = (
 )
 
 
-def serve() -> int:
+def serve() -> NoReturn:
     for name in PRELOAD:
         with contextlib.suppress(ImportError):  # an optional driver: cells import it themselves
             importlib.import_module(name)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner stops cells, and then us
+    gc.freeze()
     for line in sys.stdin:
         order = json.loads(line)
         pid = os.fork()
@@ -53,7 +61,8 @@ def serve() -> int:
         _answer({"pid": pid})
         _, status = os.waitpid(pid, 0)
         _answer({"pid": pid, "code": os.waitstatus_to_exitcode(status)})
-    return 0
+    sys.stdout.flush()
+    os._exit(0)  # nothing to clean up: the interpreter's own teardown took a third of a second
 
 
 def _child(order: dict[str, str]) -> None:
@@ -83,4 +92,4 @@ def _answer(message: dict[str, int]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(serve())
+    serve()
