@@ -132,13 +132,19 @@ def run_bench(
     """Run the real command line, as a user would, in ``cwd``.
 
     ``bench run`` gets ``--no-report`` unless the test asks for the report (``--report``, which
-    is dropped): rendering charts costs seconds that only the report tests need to spend.
+    is dropped): rendering charts costs seconds that only the report tests need to spend. It gets
+    ``--rounds 1`` unless the test names its rounds (``--rounds``, ``--trials``) or resumes a run:
+    the default 10 rounds serve a user's verdict, and the tests that check verdicts say how many
+    rounds they run.
     """
     if args and args[0] == "run":
         wants_report = "--report" in args
         args = tuple(a for a in args if a != "--report")
         if not wants_report and "--no-report" not in args:
             args = (*args, "--no-report")
+        named = any(a.split("=")[0] in ("--rounds", "--trials", "--resume") for a in args)
+        if not named:
+            args = (*args, "--rounds", "1")
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     full_env.update(env or {})
     full_env.setdefault("COLUMNS", "150")
