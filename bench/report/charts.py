@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 
 from bench.report.analysis import Analysis
 from bench.stats.intervals import DEFAULT_DELTA
@@ -26,6 +26,12 @@ from bench.stats.summary import latency_summary, round_of, scan
 COLORS = {"sync": "#1f6fb4", "async": "#e8710a", "a": "#1f6fb4", "b": "#e8710a"}
 LABELS = {"sync": "sync (Session, threads)", "async": "async (AsyncSession, asyncio)"}
 DPI = 100
+
+
+# ratios worth a label on a log axis: as far below 1 as above it (0.8 and 1.25, 0.5 and 2)
+RATIO_TICKS = (
+    0.1, 0.2, 0.25, 0.33, 0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 4.0, 5.0, 10.0,
+)  # fmt: skip
 
 
 def label(analysis: Analysis, arm: str) -> str:
@@ -130,10 +136,11 @@ def ratio(analysis: Analysis, path: Path) -> bool:
         ax.errorbar(xs, mid, yerr=err, fmt=f"{marker}-", capsize=4, color=colour, label=name)
     ax.axhline(1.0, color="black", linewidth=1)
     ax.set_yscale("log")  # a ratio's interval is symmetric in log: 0.8 and 1.25 are as far from 1
-    plain = FuncFormatter(lambda v, _: f"{v:.3g}")
-    ax.yaxis.set_major_formatter(plain)
     low, high = ax.get_ylim()
-    ax.yaxis.set_minor_formatter(plain if high / low < 4 else NullFormatter())
+    ticks = [v for v in RATIO_TICKS if low <= v <= high]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     sizes = [r["pool_size"] for r in rows]
     _pool_axis(ax, sizes)
     ax.set_xticklabels([f"{r['pool_size']}\nn={r['rounds']}" for r in rows])
