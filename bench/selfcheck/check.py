@@ -38,6 +38,7 @@ from bench.db.target import Target
 from bench.errors import RunError
 from bench.measure.spec import CellSpec
 from bench.report.console_selfcheck import PATH_NAMES
+from bench.run.plan import auto_warmup
 from bench.selfcheck import recording
 from bench.selfcheck.cells import clean_cell, cpu_us_per_op, overhead_pairs
 from bench.selfcheck.figures import (
@@ -106,7 +107,7 @@ class SelfCheck:
         found, options = self.paths[path]
         return CellSpec.for_target(
             found.source, self.target, mode=mode, pool_size=workers, concurrency=workers,
-            ops=self.settings.ops, warmup=max(100, 4 * workers), options=options, **settings,
+            ops=self.settings.ops, warmup=auto_warmup(workers), options=options, **settings,
         )  # fmt: skip
 
     # -- ceiling
@@ -131,7 +132,7 @@ class SelfCheck:
         env = {**os.environ, "ASYNCBENCH_BARE_URL": url.render_as_string(hide_password=False)}
         proc = children.run(
             [sys.executable, "-m", "bench.selfcheck.bare", driver, "--clients", str(clients),
-             "--ops", str(self.settings.ops), "--warmup", str(max(100, 4 * clients))],
+             "--ops", str(self.settings.ops), "--warmup", str(auto_warmup(clients))],
             env=env,
         )  # fmt: skip
         if proc.returncode != 0:
