@@ -236,3 +236,9 @@ def test_warnings_with_the_new_rows() -> None:
     assert any("round=1: 2 of 100 operations failed" in line for line in lines)
     assert any("round=5: crashed: OSError: gone" in line for line in lines)
     assert "IntegrityError x2" in text_of(console.summary_table(rows, "t"))
+    for n in range(1, 5):  # more drifted cells than DRIFT_LINES: one line for them all
+        cells[n] = {**cells[n], "drift": {"flagged": True, "change": 0.5 * n, "threshold": 0.1}}
+    lines = warnings(cells, rows)
+    assert not any("throughput drifted" in line for line in lines)
+    (summed,) = [line for line in lines if "cells drifted inside" in line]
+    assert summed.startswith("5 of 9 cells drifted") and "by +200%" in summed

@@ -39,7 +39,35 @@ def warnings(cells: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any
             )
     for cell in cells:
         lines += _cell_problems(cell)
-    return lines
+    return lines + _drift(cells)
+
+
+DRIFT_LINES = 3  # more drifted cells than this are summed up in one line
+
+
+def _drift(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Cells whose throughput changed inside their measured window: one line each, or one line
+    for them all when there are many (short cells of a closed loop often start slower)."""
+    drifted = [c for c in cells if (c.get("drift") or {}).get("flagged")]
+    if len(drifted) <= DRIFT_LINES:
+        return [_drift_line(cell_label(c), c["drift"]) for c in drifted]
+    largest = max(drifted, key=lambda c: abs(c["drift"].get("change") or 0))
+    threshold, change = largest["drift"].get("threshold", 0), largest["drift"].get("change") or 0
+    return [
+        f"{len(drifted)} of {len(cells)} cells drifted inside their measured window (the second "
+        f"half's throughput against the first's, beyond {threshold:.0%}), the largest "
+        f"{cell_label(largest).strip()} by {change:+.0%}: a diagnostic, the cells still count"
+    ]
+
+
+def _drift_line(label: str, drift: Mapping[str, Any]) -> str:
+    change = drift.get("change")
+    by = f" by {change:+.0%}" if change is not None else ""
+    return (
+        f"{label}: throughput drifted{by} inside the measured window (second half against "
+        f"first, beyond {drift.get('threshold', 0):.0%}): warm-up not reached or a "
+        "checkpoint? A diagnostic: the cell still counts"
+    )
 
 
 def _cell_problems(cell: Mapping[str, Any]) -> list[str]:
@@ -64,13 +92,4 @@ def _cell_problems(cell: Mapping[str, Any]) -> list[str]:
     verify = cell.get("verify") or {}
     if verify and not verify.get("ok"):
         lines.append(f"{label}: final table contents wrong: {'; '.join(verify['problems'])}")
-    drift = cell.get("drift") or {}
-    if drift.get("flagged"):
-        change = drift.get("change")
-        by = f" by {change:+.0%}" if change is not None else ""
-        lines.append(
-            f"{label}: throughput drifted{by} inside the measured window (second half against "
-            f"first, beyond {drift.get('threshold', 0):.0%}): warm-up not reached or a "
-            "checkpoint? A diagnostic: the cell still counts"
-        )
     return lines
