@@ -87,7 +87,10 @@ class Killer(threading.Thread):
                                 text(
                                     "select count(*) from (select pg_terminate_backend(pid) "
                                     "from pg_stat_activity where application_name = :t "
-                                    "and datname = current_database() and state = 'idle') k"
+                                    "and datname = current_database() and state = 'idle' "
+                                    # resting in the pool (an operation every 50 ms), not just
+                                    # checked out and pinged, its next statement on its way
+                                    "and clock_timestamp() - state_change > interval '10 ms') k"
                                 ),
                                 {"t": self.tag},
                             ).scalar()
