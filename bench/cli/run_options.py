@@ -13,7 +13,7 @@ from bench.cli.options import add_driver_args, add_target_args, number
 from bench.errors import UsageError
 
 DEFAULT_POOL_SIZES = "1,2,4,8,16,32"
-DEFAULT_OPS = 200
+DEFAULT_OPS = 150
 DEFAULT_ROUNDS = 10
 DEFAULT_EQUIVALENCE = 0.05
 MODES = ("sync", "async")
