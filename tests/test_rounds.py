@@ -269,7 +269,7 @@ def test_aa_calibration_end_to_end(bench, pg_url: str, tmp_path: Path) -> None:
 
 
 def test_budget_adds_rounds_within_its_time(bench, pg_url: str, tmp_path: Path) -> None:
-    budget = 14.0
+    budget = 20.0
     proc = bench("run", "--dburl", pg_url, "--pool-sizes", "1,2", "--rounds", "2", "--ops", "40",
                  "--warmup", "5", "--budget", f"{budget:g}s", "--equivalence", "0.1%",
                  "--no-report")  # fmt: skip
@@ -289,5 +289,11 @@ def test_budget_adds_rounds_within_its_time(bench, pg_url: str, tmp_path: Path) 
         assert in_round[0]["pair"]["order"] == (["sync", "async"] if r % 2 == 0 else
                                                 ["async", "sync"])  # fmt: skip
     measuring = cells[-1]["started_at"] + cells[-1]["wall_s"] - cells[0]["started_at"]
-    assert measuring <= budget * 1.15, measuring  # the cells' start-to-end, within the budget
+    # a pair is started only when its estimated cost fits in the time left: the budget can be
+    # overrun by no more than the misjudged last pair (and its round's fork server start)
+    longest_pair = max(
+        sum(c["wall_s"] for c in extra if (c["pair"]["round"], c["cell"]["pool_size"]) == key)
+        for key in {(c["pair"]["round"], c["cell"]["pool_size"]) for c in extra}
+    )
+    assert measuring <= budget + longest_pair + 2.0, (measuring, longest_pair)
     assert all(c["status"] == "ok" for c in cells)
