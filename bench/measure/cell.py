@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bench.errors import one_line, scrub
 from bench.histograms import encode
+from bench.measure.budget import ServerClock, budget
 from bench.measure.engines import admin_engine, strict_warnings
 from bench.measure.instruments import CLIENT_BOUND_SHARE, peak_rss_mb
 from bench.measure.leases import holds_connections
@@ -59,13 +60,20 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
         admin.dispose()  # hold no connection while measuring: the cell's pool may need them all
         recs = Recorders(Recorder(seq.kinds, False), Recorder(seq.kinds, spec.instrument))
         split: dict[str, Any] = {}
+        server = ServerClock(spec) if spec.instrument else None
+        hooks = [server] if server else []
         if spec.processes > 1:
-            pool, wall, cpu, split = run_parts(spec, seq, recs, stopping)
+            pool, wall, cpu, split = run_parts(spec, seq, recs, stopping, hooks)
         elif spec.mode == "sync":
-            pool, wall, cpu = run_sync(spec, scenario, seq, recs, stopping)
+            pool, wall, cpu = run_sync(spec, scenario, seq, recs, stopping, hooks=hooks)
         else:
-            pool, wall, cpu = run_loop(spec.loop, run_async(spec, scenario, seq, recs, stopping))
+            coro = run_async(spec, scenario, seq, recs, stopping, hooks=hooks)
+            pool, wall, cpu = run_loop(spec.loop, coro)
         result.update(_measurements(spec, scenario, seq, recs.measured, wall))
+        if server:
+            mean_us = result["latency"]["overall"].get("mean_us")
+            server_report = server.report(recs.measured.completed)
+            result["budget"] = budget(recs.measured, scenario.api, cpu, mean_us, server_report)
         # CPU share of one core per client process: with several, judged process by process
         cpu_share = cpu / wall / spec.processes if wall > 0 else 0.0
         client_bound = split.get("client_bound", cpu_share >= CLIENT_BOUND_SHARE)

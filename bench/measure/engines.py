@@ -14,7 +14,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry, QueuePoo
 
 from bench import APP_NAME
 from bench.db.drivers import connect_args
-from bench.measure.instruments import CheckoutTimer
+from bench.measure.instruments import BUSY, WAIT, CheckoutTimer
 from bench.measure.spec import CellSpec
 
 
@@ -28,15 +28,15 @@ class TimedQueuePool(QueuePool):
 
     def _do_get(self) -> ConnectionPoolEntry:
         box = CheckoutTimer.box.get(None)
-        if box is None or box[1]:  # not a worker, or a nested retry already being timed
+        if box is None or box[BUSY]:  # not a worker, or a nested retry already being timed
             return super()._do_get()
-        box[1] = 1
+        box[BUSY] = 1
         t0 = time.perf_counter_ns()
         try:
             return super()._do_get()
         finally:
-            box[0] += time.perf_counter_ns() - t0
-            box[1] = 0
+            box[WAIT] += time.perf_counter_ns() - t0
+            box[BUSY] = 0
 
 
 class TimedAsyncAdaptedQueuePool(TimedQueuePool, AsyncAdaptedQueuePool):

@@ -9,9 +9,10 @@ import contextlib
 import contextvars
 import threading
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import QueuePool
 
 from bench.histograms import new_histogram
@@ -79,13 +80,18 @@ def sqlalchemy_class(pool: QueuePool) -> type:
     return next(c for c in type(pool).__mro__ if c.__module__.startswith("sqlalchemy."))
 
 
+# a worker's box: what one operation spent, reset per operation (see CheckoutTimer.start_worker)
+WAIT, BUSY, DB, STATEMENTS, ROWS, SENT = range(6)
+
+
 class CheckoutTimer:
     """Times the pool's own wait for a connection, per operation, without changing the operation.
 
     The pool classes of :mod:`bench.measure.engines` (``TimedQueuePool`` and its async twin) add
     the time spent waiting for a connection to a per-worker box found through a context
     variable: threads each have their own context, and SQLAlchemy runs an ``AsyncSession``'s
-    work in greenlets that inherit the context of the task that awaits it.
+    work in greenlets that inherit the context of the task that awaits it. The same box holds
+    what :class:`StatementClock` measures.
     """
 
     box: ClassVar[contextvars.ContextVar[list[int]]] = contextvars.ContextVar(
@@ -94,10 +100,53 @@ class CheckoutTimer:
 
     @classmethod
     def start_worker(cls) -> list[int]:
-        """The calling worker's box: ``[nanoseconds waited, busy flag]``; reset box[0] per op."""
-        box = [0, 0]
+        """The calling worker's box: ``[wait ns, busy flag, database ns, statements, rows,
+        statement start ns]`` (indices ``WAIT`` ... ``SENT``); :func:`reset` it per operation."""
+        box = [0, 0, 0, 0, 0, 0]
         cls.box.set(box)
         return box
+
+
+def reset(box: list[int]) -> None:
+    """A new operation: nothing waited, sent or counted yet."""
+    box[WAIT] = box[DB] = box[STATEMENTS] = box[ROWS] = box[SENT] = 0
+
+
+class StatementClock:
+    """Statements, rows and database time per operation, from SQLAlchemy's cursor events.
+
+    ``before_cursor_execute`` notes the time; ``after_cursor_execute`` adds the time since to the
+    worker's box (database time: the driver, the network and the server together; on the async
+    side also the wait for the event loop to resume the task), counts the statement and adds the
+    rows the driver reports (``cursor.rowcount``; -1, "unknown", adds nothing). A statement sent
+    while the pool is opening a connection (the dialect's first-connect queries) belongs to the
+    checkout wait and is not counted twice. A statement that fails fires no "after": its
+    operation fails and is not in the budget. Listen on ``engine.sync_engine`` for an
+    ``AsyncEngine``.
+    """
+
+    @classmethod
+    def attach(cls, engine: Engine) -> None:
+        event.listen(engine, "before_cursor_execute", cls._before)
+        event.listen(engine, "after_cursor_execute", cls._after)
+
+    @staticmethod
+    def _before(*_: Any) -> None:
+        box = CheckoutTimer.box.get(None)
+        if box is not None and not box[BUSY]:
+            box[SENT] = time.perf_counter_ns()
+
+    @staticmethod
+    def _after(_conn: Any, cursor: Any, *__: Any) -> None:
+        box = CheckoutTimer.box.get(None)
+        if box is None or box[BUSY] or not box[SENT]:
+            return
+        box[DB] += time.perf_counter_ns() - box[SENT]
+        box[SENT] = 0
+        box[STATEMENTS] += 1
+        rows = cursor.rowcount
+        if rows > 0:
+            box[ROWS] += rows
 
 
 class PoolSampler:
@@ -164,6 +213,16 @@ class Window:
         if self.sampler:
             report["series"] = self.sampler.stop()
         return report, wall, cpu
+
+
+class WindowHook(Protocol):
+    """Something that happens just outside the measured window: ``opening`` after the warm-up
+    (and the common start of a split cell) and before the window's clocks start, ``closed`` once
+    they have stopped and every worker has finished."""
+
+    def opening(self) -> None: ...
+
+    def closed(self) -> None: ...
 
 
 class LoopLag:

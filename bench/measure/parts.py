@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence as Seq
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from bench.children import Child, died_how, last_line
 from bench.errors import one_line
 from bench.histograms import encode
 from bench.measure.engines import strict_warnings
-from bench.measure.instruments import CLIENT_BOUND_SHARE, peak_rss_mb
+from bench.measure.instruments import CLIENT_BOUND_SHARE, WindowHook, peak_rss_mb
 from bench.measure.recorder import Recorder
 from bench.measure.spec import CellSpec
 from bench.measure.twins import Recorders, run_async, run_loop, run_sync
@@ -64,11 +65,16 @@ class PartFailed(Exception):
 
 
 def run_parts(
-    spec: CellSpec, seq: Sequence, recs: Recorders, stopping: threading.Event
+    spec: CellSpec,
+    seq: Sequence,
+    recs: Recorders,
+    stopping: threading.Event,
+    hooks: Seq[WindowHook] = (),
 ) -> tuple[dict[str, Any], float, float, dict[str, Any]]:
     """Run the cell's warm-up and measured phases in ``spec.processes`` part processes; fold
     their recorders into ``recs``. Returns the merged pool report, wall and CPU seconds of the
     measured window, and what the caller needs besides (per-process figures, issued operations).
+    The ``hooks`` run here, around the parts' common window.
     """
     folder = Path(tempfile.mkdtemp(prefix="asyncbench-parts-"))
     data_path = folder / "data.pickle"
@@ -103,6 +109,8 @@ def run_parts(
             assert child.proc.stdout is not None
             if child.proc.stdout.readline().strip() != "ready":
                 raise PartFailed(_death(k, child))
+        for hook in hooks:
+            hook.opening()
         start_ns = time.perf_counter_ns() + START_DELAY_NS
         for child in children:
             _tell(child, f"go {start_ns}")
@@ -115,6 +123,8 @@ def run_parts(
             if not out.exists():
                 raise PartFailed(_death(k, child))
             parts.append(json.loads(out.read_text()))
+        for hook in reversed(hooks):
+            hook.closed()
     finally:
         for child in children:
             child.kill()

@@ -4,9 +4,12 @@ Every operation is accounted for: it either succeeded (its latency goes into the
 kind) or failed (counted under an error class, with the first message kept as a sample). Beside
 the latency of each kind, the recorder keeps, over all kinds: the connection checkout wait, the
 rest of the operation (latency minus wait) and, in open loop, the service time (from the actual
-start, where latency counts from the intended start). Once the measured window is open
-(:meth:`Recorder.open_window`), completions are also counted per slot of ``SLOT_NS`` of it, from
-the end times the batches carry anyway (:mod:`bench.measure.series` makes the throughput series).
+start, where latency counts from the intended start). Per kind it also sums the parts of the
+operation's time budget: its own time, the checkout wait, the database time and the statements
+and rows (:class:`~bench.measure.instruments.StatementClock`), and in open loop the start delay.
+Once the measured window is open (:meth:`Recorder.open_window`), completions are also counted per
+slot of ``SLOT_NS`` of it, from the end times the batches carry anyway
+(:mod:`bench.measure.series` makes the throughput series).
 """
 
 from __future__ import annotations
@@ -28,11 +31,16 @@ def _add_all(h: HdrHistogram, values_ns: list[int]) -> None:
     record_all(h, [min(max(ns // 1000, LOWEST_US), HIGHEST_US) for ns in values_ns])
 
 
+# the sums of a kind's budget, in this order (nanoseconds, or counts)
+SUMS = ("ops", "service_ns", "wait_ns", "db_ns", "statements", "rows", "start_delay_ns")
+
+
 @dataclass
 class KindTally:
     histogram: HdrHistogram = field(default_factory=new_histogram)
     ok: int = 0
     failed: int = 0
+    sums: list[int] = field(default_factory=lambda: [0] * len(SUMS))
 
 
 class Recorder:
@@ -56,6 +64,7 @@ class Recorder:
         self.service = new_histogram()
         self.start_delay = new_histogram()
         self.late = 0
+        self.overlaps = 0  # operations whose wait and database time add up to more than their time
         self.errors: dict[str, int] = {}
         self.error_samples: dict[str, str] = {}
         self.failed_indices: set[int] = set()
@@ -64,15 +73,26 @@ class Recorder:
         self._lock = threading.Lock()
         self._local = threading.local()
 
-    def ok(self, code: int, start_ns: int, end_ns: int, due_ns: int = 0, wait_ns: int = 0) -> None:
+    def ok(
+        self,
+        code: int,
+        start_ns: int,
+        end_ns: int,
+        due_ns: int = 0,
+        wait_ns: int = 0,
+        db_ns: int = 0,
+        statements: int = 0,
+        rows: int = 0,
+    ) -> None:
         """One successful operation, started at ``start_ns`` and ended at ``end_ns``, having waited
-        ``wait_ns`` for its connection. In open loop ``due_ns`` is its intended start, and its
-        latency counts from there (the service time from the actual start is kept beside it)."""
+        ``wait_ns`` for its connection and spent ``db_ns`` in ``statements`` statements. In open
+        loop ``due_ns`` is its intended start, and its latency counts from there (the service
+        time from the actual start is kept beside it)."""
         try:
             buffer = self._local.buffer
         except AttributeError:
             buffer = self._local.buffer = []
-        buffer.append((code, start_ns, end_ns, due_ns, wait_ns))
+        buffer.append((code, start_ns, end_ns, due_ns, wait_ns, db_ns, statements, rows))
         if len(buffer) >= self.BATCH:
             self._fold(buffer)
 
@@ -86,7 +106,7 @@ class Recorder:
         if buffer:
             self._fold(buffer)
 
-    def _fold(self, buffer: list[tuple[int, int, int, int, int]]) -> None:
+    def _fold(self, buffer: list[tuple[int, int, int, int, int, int, int, int]]) -> None:
         """Add a thread's pending operations to the histograms. One pass sorts the batch's
         values (nanoseconds) by histogram; then each histogram takes its values in a tight loop
         of :func:`record`'s arithmetic with the constants read once, and its total, minimum and
@@ -114,19 +134,29 @@ class Recorder:
             rests: list[int] = []
             services: list[int] = []
             delays: list[int] = []
-            for code, start_ns, end_ns, due_ns, wait_ns in pending:
+            for code, start_ns, end_ns, due_ns, wait_ns, db_ns, statements, rows in pending:
                 service_ns = end_ns - start_ns
+                sums = tallies[code].sums
                 if due_ns:
                     late_ns = start_ns - due_ns if start_ns > due_ns else 0
                     latency[code].append(end_ns - due_ns)
                     services.append(service_ns)
                     delays.append(late_ns)
+                    sums[6] += late_ns
                     if late_ns > LATE_NS:
                         self.late += 1
                 else:
                     latency[code].append(service_ns)
                 waits.append(wait_ns)
                 rests.append(service_ns - wait_ns)
+                sums[0] += 1
+                sums[1] += service_ns
+                sums[2] += wait_ns
+                sums[3] += db_ns
+                sums[4] += statements
+                sums[5] += rows
+                if wait_ns + db_ns > service_ns:
+                    self.overlaps += 1
             for tally, values in zip(tallies, latency, strict=True):
                 _add_all(tally.histogram, values)
             _add_all(self.wait, waits)
@@ -157,6 +187,8 @@ class Recorder:
             "histograms": [encode(t.histogram) for t in self.tallies],
             **{name: encode(getattr(self, name)) for name in self.SHARED},
             "late": self.late,
+            "sums": [t.sums for t in self.tallies],
+            "overlaps": self.overlaps,
             "errors": self.errors,
             "error_samples": self.error_samples,
             "failed_indices": sorted(self.failed_indices),
@@ -176,6 +208,9 @@ class Recorder:
         for name in self.SHARED:
             getattr(self, name).add(decode(exported[name]))
         self.late += exported["late"]
+        for tally, sums in zip(self.tallies, exported["sums"], strict=True):
+            tally.sums = [a + b for a, b in zip(tally.sums, sums, strict=True)]
+        self.overlaps += exported["overlaps"]
         for error_class, n in exported["errors"].items():
             self.errors[error_class] = self.errors.get(error_class, 0) + n
         for error_class, message in exported["error_samples"].items():

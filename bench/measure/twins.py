@@ -14,6 +14,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from collections.abc import Sequence as Seq
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,7 +26,19 @@ from bench import APP_NAME
 from bench.errors import one_line
 from bench.measure.engines import configure, engine_options, queue_pool
 from bench.measure.failures import classify
-from bench.measure.instruments import CheckoutTimer, LoopLag, PoolWatcher, Window
+from bench.measure.instruments import (
+    DB,
+    ROWS,
+    STATEMENTS,
+    WAIT,
+    CheckoutTimer,
+    LoopLag,
+    PoolWatcher,
+    StatementClock,
+    Window,
+    WindowHook,
+    reset,
+)
 from bench.measure.leases import async_leaser, sync_leaser
 from bench.measure.recorder import Recorder
 from bench.measure.spec import CellSpec
@@ -98,17 +111,20 @@ def run_sync(
     recs: Recorders,
     stopping: threading.Event,
     barrier: Callable[[], int] | None = None,
+    hooks: Seq[WindowHook] = (),
 ) -> tuple[dict[str, Any], float, float]:
     tag = f"{APP_NAME}:sync"
     engine = create_engine(spec.sync_url, **engine_options(spec, spec.sync_url, tag, scenario.api))
     configure(engine, spec)
+    if spec.instrument:
+        StatementClock.attach(engine)
     new_lease = sync_leaser(engine, spec, scenario.api)
     pool = queue_pool(engine.pool)
     watcher = PoolWatcher(pool, events=spec.instrument)
     ops = [scenario.sync_ops[kind] for kind in seq.kinds]
 
     def worker(phase: Phase, rec: Recorder) -> None:
-        waited = CheckoutTimer.start_worker()
+        box = CheckoutTimer.start_worker()
         lease = new_lease()
         while (i := phase.take()) is not None:
             code = seq.codes[i]
@@ -117,14 +133,15 @@ def run_sync(
                 due = phase.due_ns(i)
                 time.sleep(max(0, due - time.perf_counter_ns()) / 1e9)
             t0 = time.perf_counter_ns()
-            waited[0] = 0
+            reset(box)
             try:
                 with lease() as session:
                     ops[code](session, seq.op(i))
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
-                rec.ok(code, t0, time.perf_counter_ns(), due, waited[0])
+                end = time.perf_counter_ns()
+                rec.ok(code, t0, end, due, box[WAIT], box[DB], box[STATEMENTS], box[ROWS])
         lease.close()
         rec.flush()
 
@@ -137,6 +154,8 @@ def run_sync(
     try:
         run_phase(Phase(0, spec.warmup, stopping, **stride(spec)), recs.warmup)
         start_ns = barrier() if barrier else None
+        for hook in hooks:
+            hook.opening()
         window = Window(spec, watcher, start_ns)
         recs.measured.open_window(window.start_ns)
         run_phase(
@@ -146,7 +165,10 @@ def run_sync(
             ),
             recs.measured,
         )  # fmt: skip
-        return window.close()
+        closed = window.close()
+        for hook in reversed(hooks):
+            hook.closed()
+        return closed
     finally:
         engine.dispose()
 
@@ -169,6 +191,7 @@ async def run_async(
     recs: Recorders,
     stopping: threading.Event,
     barrier: Callable[[], int] | None = None,
+    hooks: Seq[WindowHook] = (),
 ) -> tuple[dict[str, Any], float, float]:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -177,13 +200,15 @@ async def run_async(
     options = engine_options(spec, spec.async_url, tag, scenario.api, is_async=True)
     engine: AsyncEngine = create_async_engine(spec.async_url, **options)
     configure(engine.sync_engine, spec)
+    if spec.instrument:
+        StatementClock.attach(engine.sync_engine)
     new_lease = async_leaser(engine, spec, scenario.api)
     pool = queue_pool(engine.sync_engine.pool)
     watcher = PoolWatcher(pool, events=spec.instrument)
     ops = [scenario.async_ops[kind] for kind in seq.kinds]
 
     async def worker(phase: Phase, rec: Recorder) -> None:
-        waited = CheckoutTimer.start_worker()
+        box = CheckoutTimer.start_worker()
         lease = new_lease()
         while (i := phase.take()) is not None:
             code = seq.codes[i]
@@ -192,14 +217,15 @@ async def run_async(
                 due = phase.due_ns(i)
                 await sleep_until(due)
             t0 = time.perf_counter_ns()
-            waited[0] = 0
+            reset(box)
             try:
                 async with lease() as session:
                     await ops[code](session, seq.op(i))
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
-                rec.ok(code, t0, time.perf_counter_ns(), due, waited[0])
+                end = time.perf_counter_ns()
+                rec.ok(code, t0, end, due, box[WAIT], box[DB], box[STATEMENTS], box[ROWS])
         await lease.close()
         rec.flush()
 
@@ -209,6 +235,8 @@ async def run_async(
     try:
         await run_phase(Phase(0, spec.warmup, stopping, **stride(spec)), recs.warmup)
         start_ns = barrier() if barrier else None  # blocks the loop: nothing else runs yet
+        for hook in hooks:  # so may a hook
+            hook.opening()
         lag = LoopLag() if spec.instrument else None
         window = Window(spec, watcher, start_ns)
         recs.measured.open_window(window.start_ns)
@@ -222,6 +250,8 @@ async def run_async(
         report, wall, cpu = window.close()
         if lag:
             report["loop_lag"] = await lag.stop()
+        for hook in reversed(hooks):
+            hook.closed()
         return report, wall, cpu
     finally:
         await engine.dispose()
