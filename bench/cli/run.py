@@ -315,7 +315,7 @@ def _print_outcome(
     wall: float,
 ) -> int:
     """The summary and ratio tables, warnings, the report; the exit code."""
-    from bench.report import console
+    from bench.report import console, console_budget
     from bench.report.checks import warnings
     from bench.results.describe import setup_line
 
@@ -329,6 +329,11 @@ def _print_outcome(
     )
     console.out.print(console.summary_table(rows, title))
     console.out.print(console.ratio_table(rows, args.rounds))
+    if console_budget.has_budget(rows):
+        console.out.print(console_budget.budget_table(rows, document["cells"]))
+        for line in console_budget.cause_lines(rows):
+            console.out.print(line)
+        console.out.print()
     if "calibration" in document:
         console.out.print(console.calibration_table(document["calibration"]))
     for line in warnings(document["cells"], rows):

@@ -37,9 +37,27 @@ def warnings(cells: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any
                 "the paired ratio cancels what hits both sides of a round, but run more rounds "
                 "if its interval is wide"
             )
+    for row in rows:
+        lines += _work_differs(row)
     for cell in cells:
         lines += _cell_problems(cell)
     return lines + _drift(cells)
+
+
+def _work_differs(row: Mapping[str, Any]) -> list[str]:
+    """The two sides sending a different number of statements per operation."""
+    budget = row.get("budget") or {}
+    differ = budget.get("statements_differ") or []
+    if not differ:
+        return []
+    below, above = row.get("arms") or ("sync", "async")
+    each = "; ".join(
+        f"{d['op']}: {below} {d['below']:.2f}, {above} {d['above']:.2f}" for d in differ
+    )
+    return [
+        f"pool={row['pool_size']}: the two sides send a different number of statements per "
+        f"operation ({each}): they do not do the same work, so the comparison is not like for like"
+    ]
 
 
 DRIFT_LINES = 3  # more drifted cells than this are summed up in one line
@@ -92,4 +110,27 @@ def _cell_problems(cell: Mapping[str, Any]) -> list[str]:
     verify = cell.get("verify") or {}
     if verify and not verify.get("ok"):
         lines.append(f"{label}: final table contents wrong: {'; '.join(verify['problems'])}")
+    check = (cell.get("budget") or {}).get("check") or {}
+    if check.get("flagged"):
+        lines.append(f"{label}: {_budget_gap(check)}")
     return lines
+
+
+def _budget_gap(check: Mapping[str, Any]) -> str:
+    """Why a cell's measured parts do not add up to its measured whole."""
+    found = []
+    gap, whole = check.get("gap"), check.get("latency_mean_us")
+    if gap is not None and abs(gap) > check["threshold"]:
+        found.append(
+            f"its budget's parts add up to {check['parts_us']:,.0f} µs against a measured mean "
+            f"latency of {whole:,.0f} µs ({gap:+.1%})"
+        )
+    if check.get("overlaps"):
+        found.append(
+            f"{check['overlaps']} operations' wait and database time came to more than their "
+            "own time"
+        )
+    over = check.get("server_over_db")
+    if over and over > check["threshold"]:
+        found.append(f"the server time exceeds the database time that contains it by {over:.0%}")
+    return "time budget does not add up: " + "; ".join(found)

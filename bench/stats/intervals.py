@@ -184,3 +184,38 @@ def rounds_needed(
     while n < max_rounds and t_quantile(q, n - 1) * sd / math.sqrt(n) > target:
         n += 1
     return n
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A paired difference (async minus sync, in the figure's unit) with its t interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    confidence: float
+
+    @property
+    def clear(self) -> bool:
+        """The interval excludes zero."""
+        return self.low > 0 or self.high < 0
+
+
+def paired_difference(
+    pairs: Iterable[tuple[float | None, float | None]], confidence: float = 0.95
+) -> Difference | None:
+    """The mean of b - a over the pairs (a, b) with both present and finite, with the Student t
+    interval mean +- t(1 - (1 - confidence) / 2, n - 1) * s / sqrt(n); None under two pairs."""
+    d = [
+        b - a
+        for a, b in pairs
+        if a is not None and b is not None and math.isfinite(a) and math.isfinite(b)
+    ]
+    n = len(d)
+    if n < 2:
+        return None
+    m = math.fsum(d) / n
+    se = math.sqrt(math.fsum((x - m) ** 2 for x in d) / (n - 1) / n)
+    reach = t_quantile(1 - (1 - confidence) / 2, n - 1) * se
+    return Difference(m, m - reach, m + reach, n, confidence)

@@ -13,6 +13,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
+from bench.stats.budgets import budget_row
 from bench.stats.intervals import DEFAULT_DELTA, RatioInterval, paired_log_ratio, welch_log_ratio
 from bench.stats.verdicts import Verdict, decide, judge_pairs
 
@@ -236,6 +237,9 @@ def summary_rows(
             "rounds_needed": verdict.rounds_needed,
         }
         row["unstable"] = [a for a in (below, above) if (row["sides"][a]["cv"] or 0) >= UNSTABLE_CV]
+        budget = budget_row(pairs, below, above)
+        if budget is not None:
+            row["budget"] = budget
         rows.append(row)
     return rows
 
