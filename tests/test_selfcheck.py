@@ -75,7 +75,8 @@ def test_selfcheck_prints_every_row_and_sane_figures(bench, pg_url: str, tmp_pat
     targets = parts["Targets:"]
     for target in ("raw path >= 0.9 x bare psycopg2 loop", "raw path >= 0.9 x bare asyncpg loop",
                    "instrumentation overhead <= 3%", "peak memory of a 2,000-operation cell",
-                   "default sweep < 120 s"):  # fmt: skip
+                   "default sweep < 120 s",
+                   "time budget's statement clock <= 2% of an ORM operation"):  # fmt: skip
         assert re.search(rf"{re.escape(target)}.*\s{VERDICT}\s*$", targets, re.MULTILINE), target
 
     (path,) = (tmp_path / "results").glob("*-selfcheck/selfcheck.json")
@@ -107,7 +108,13 @@ def test_selfcheck_prints_every_row_and_sane_figures(bench, pg_url: str, tmp_pat
         assert row["ops"] == 2000 and 10 < row["peak_rss_mb"] < 10_000 and row["ops_s"] > 0
     sweep = figures["sweep"]
     assert sweep["returncode"] == 0 and sweep["cells"] == 2 and sweep["wall_s"] > 0
-    assert len(figures["targets"]) == 5
+    assert len(figures["targets"]) == 6
+    clock = figures["budget_cost"]
+    assert 0 < clock["per_statement_us"]["mean"] < 50 and clock["per_statement_us"]["pairs"] == 12
+    assert [r["mode"] for r in clock["rows"]] == ["sync", "async"]
+    for row in clock["rows"]:
+        assert row["statements_per_op"] == 1  # pk_read: one SELECT, as its cells counted
+        assert 0 <= row["share_low"] <= row["share"] <= row["share_high"] < 1
 
     # it cleans up after itself: no table of its own or pgbench's, no connection left open
     engine = engine_for(pg_url)
@@ -122,6 +129,23 @@ def test_selfcheck_prints_every_row_and_sane_figures(bench, pg_url: str, tmp_pat
 
 
 # --- the pure parts -----------------------------------------------------------------------------
+
+
+def test_the_statement_clock_cost_is_decided_from_its_interval() -> None:
+    overhead = [
+        {"path": "orm", "mode": "sync", "cpu_us_per_op_counts_only": [200.0, 220.0],
+         "statements_per_op": 1.0},
+        {"path": "raw", "mode": "sync", "cpu_us_per_op_counts_only": [50.0],
+         "statements_per_op": 1.0},
+    ]  # fmt: skip
+    cheap = [[0.1, 0.8], [0.1, 0.7], [0.1, 0.75]]  # 0.65 us per statement, narrow
+    got = figures.budget_cost(cheap, overhead)
+    assert got is not None and [r["mode"] for r in got["rows"]] == ["sync"]
+    assert got["rows"][0]["holds"] == "yes" and got["rows"][0]["share_high"] < 0.02
+    dear = [[0.1, 10.1], [0.1, 10.3], [0.1, 9.9]]  # 10 us: 5% of 200 us
+    assert figures.budget_cost(dear, overhead)["rows"][0]["holds"] == "no"  # type: ignore[index]
+    wide = [[0.1, 0.2], [0.1, 8.1], [0.1, 4.1]]  # the interval straddles 2%
+    assert figures.budget_cost(wide, overhead)["rows"][0]["holds"] == "unclear"  # type: ignore[index]
 
 
 def test_judge_needs_every_round_or_a_narrow_spread() -> None:

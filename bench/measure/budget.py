@@ -4,10 +4,12 @@ Per operation type and over all of them, from the sums the recorder keeps of eve
 operation of the measured window:
 
 - ``wait_us``: waiting for a pooled connection (the timed pool);
-- ``db_us``: from SQLAlchemy's ``before_cursor_execute`` to its ``after_cursor_execute``, summed
-  over the operation's statements: the driver, the network and the server together (on the async
-  side also the wait for the event loop to resume the task);
-- ``statements`` and ``rows`` per operation, from the same events;
+- ``db_us``: each statement's call into the driver (the dialect's ``do_execute``: the span of
+  SQLAlchemy's ``before_cursor_execute`` to ``after_cursor_execute`` events, at a fraction of
+  their cost; see :class:`~bench.measure.instruments.StatementClock`), summed over the
+  operation's statements: the driver, the network and the server together (on the async side
+  also the wait for the event loop to resume the task);
+- ``statements`` and ``rows`` per operation, from the same calls;
 - ``rest_us``: the operation's own time minus its wait and database time: the ORM, the session,
   the greenlet bridge, scheduling; in open loop ``start_delay_us`` (late starts) besides;
 - ``server``: execution and planning time of the window's statements from ``pg_stat_statements``
@@ -31,7 +33,8 @@ from bench.measure.spec import CellSpec
 
 GAP = 0.05  # the parts and the whole may differ by this share before the check flags it
 DRIVER_API = (
-    "the driver API bypasses SQLAlchemy, whose cursor events count statements and database time"
+    "the driver API bypasses SQLAlchemy's dialect, whose calls into the driver count statements "
+    "and database time"
 )
 
 

@@ -48,7 +48,7 @@ def budget_table(rows: Sequence[Mapping[str, Any]], cells: Sequence[Mapping[str,
     """Each side's mean time per operation, split into measured parts (µs; medians over rounds)."""
     table = new_table(
         "Where the time goes: mean per operation (µs), median over rounds",
-        "wait: for a pooled connection; database: cursor events from send to result (driver, "
+        "wait: for a pooled connection; database: each statement's call into the driver (driver, "
         "network, server; on the async side also the event loop resuming the task); server: "
         "pg_stat_statements; driver+net: database less server; client rest: latency less wait "
         f"less database (ORM, session, greenlet bridge, scheduling). {server_note(cells)}",

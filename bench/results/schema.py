@@ -124,6 +124,56 @@ class Drift(TypedDict):
     threshold: float
 
 
+class BudgetPart(TypedDict, total=False):
+    """Means per completed operation of the measured window (:mod:`bench.measure.budget`):
+    microseconds, or counts for ``statements`` and ``rows``. A driver-API cell has no
+    ``db_us``, ``statements`` or ``rows`` (SQLAlchemy's dialect never sees its statements)."""
+
+    ops: int
+    latency_us: float
+    start_delay_us: float  # open loop: how late operations started
+    wait_us: float  # checkout wait
+    db_us: float  # the calls into the driver: driver, network and server
+    rest_us: float  # latency less wait less database time
+    statements: float
+    rows: float
+
+
+class ServerTime(TypedDict, total=False):
+    """The server's own time per completed operation from pg_stat_statements, or why not."""
+
+    available: bool
+    reason: str  # when not available
+    source: str
+    us: float  # execution and (when tracked) planning
+    exec_us: float
+    plan_us: float | None  # None: the server does not track planning
+    calls: float  # statements the server counted per operation (BEGIN and COMMIT too)
+
+
+class BudgetCheck(TypedDict):
+    """The measured parts against the measured whole."""
+
+    parts_us: float
+    latency_mean_us: float | None  # of the latency histogram
+    gap: float | None  # parts / whole - 1
+    overlaps: int  # operations whose wait and database time exceeded their own time
+    server_over_db: float | None  # server time beyond the database time that holds it
+    threshold: float
+    flagged: bool
+
+
+class CellBudget(TypedDict):
+    """Where a cell's operations spent their time, measured part by part (version 4)."""
+
+    overall: BudgetPart
+    by_op: dict[str, BudgetPart]
+    statements: dict[str, Any]  # {"available": true} or {"available": false, "reason": ...}
+    server: ServerTime
+    client_cpu_us: float | None  # the client processes' CPU per completed operation
+    check: BudgetCheck
+
+
 class CellResult(TypedDict, total=False):
     """One cell: its key, its status and, when it measured (``ok``), its figures."""
 
@@ -155,6 +205,7 @@ class CellResult(TypedDict, total=False):
     fork_server: ForkServer | None  # None: unknown (before version 3, one per run)
     series: ThroughputSeries
     drift: Drift
+    budget: CellBudget  # version 4; absent with --no-record
     error: CellError
     traceback: str
     cleanup_error: str

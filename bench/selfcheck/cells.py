@@ -37,6 +37,7 @@ def overhead_pairs(template: CellSpec, pairs: int) -> dict[str, Any]:
     without: list[float] = []
     cpu_with: list[float] = []
     cpu_without: list[float] = []
+    statements: list[float] = []
     for n in range(pairs):
         order = (True, False) if n % 2 == 0 else (False, True)
         got: dict[bool, float] = {}
@@ -45,6 +46,10 @@ def overhead_pairs(template: CellSpec, pairs: int) -> dict[str, Any]:
             result = clean_cell(replace(template, instrument=instrument))
             got[instrument] = result["throughput"]
             cpu[instrument] = cpu_us_per_op(result)
+            budget = result.get("budget")
+            sent = budget["overall"].get("statements") if budget else None
+            if sent is not None:
+                statements.append(float(sent))
         with_rec.append(got[True])
         without.append(got[False])
         cpu_with.append(cpu[True])
@@ -61,5 +66,6 @@ def overhead_pairs(template: CellSpec, pairs: int) -> dict[str, Any]:
         "cpu_us_per_op_counts_only": cpu_without,
         "cpu_overheads": cpu_overheads,
         "cpu_overhead_median": median(cpu_overheads),
+        "statements_per_op": median(statements),  # as the recording cells' budgets counted
         "holds": judge(overheads, lambda v: v <= OVERHEAD_TARGET, OVERHEAD_TARGET),
     }

@@ -45,6 +45,7 @@ from bench.selfcheck.figures import (
     CEILING_TARGET,
     DRIVERS,
     MEMORY_TARGET_MB,
+    budget_cost,
     differences,
     judge,
     ratios,
@@ -228,7 +229,8 @@ class SelfCheck:
         """What recording adds per operation in a tight loop, by mode (microseconds of CPU)."""
         self.say("overhead: recording's own cost per operation, tight loop ...")
         got = recording.measure(self.target)
-        self.document["recording_cost"] = got  # its parts: recorder, pool events and timer
+        # its parts: recorder, pool events and timer, the statement clock
+        self.document["recording_cost"] = got
         return {
             mode: max(0.0, got["recorder_us"]) + max(0.0, got[f"{mode}_pool_us"])
             for mode in ("sync", "async")
@@ -253,6 +255,9 @@ class SelfCheck:
                     # when the client is the bottleneck, throughput falls by this share
                     "recording_cpu_share": tight[mode] / (cpu + tight[mode]) if cpu else None,
                 })  # fmt: skip
+        clock = self.document["recording_cost"].get("statement_clock")
+        if clock:
+            self.document["budget_cost"] = budget_cost(clock, rows)
         return rows
 
     # -- memory

@@ -11,12 +11,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from bench.report.console_selfcheck import PATH_NAMES
+from bench.stats.intervals import paired_difference
 from bench.stats.summary import median
 
 CEILING_TARGET = 0.9  # the raw path's throughput over the bare loop's, at least
 OVERHEAD_TARGET = 0.03  # throughput lost to recording, at most
 MEMORY_TARGET_MB = 100.0  # peak RSS of a million-operation cell, under
 SWEEP_TARGET_S = 120.0  # the default sweep's wall time, under
+BUDGET_TARGET = 0.02  # the time budget's statement clock, at most this share of an ORM operation
 DRIVERS = {"sync": "psycopg2", "async": "asyncpg"}  # the bare loop of each mode
 
 
@@ -53,6 +55,40 @@ def differences(a: list[float], b: list[float]) -> list[float]:
     return [x - y for x, y in zip(a, b, strict=True)]
 
 
+def budget_cost(
+    clock_pairs: list[list[float]], overhead: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The statement clock's cost against an ORM operation's client CPU, per mode.
+
+    The clock's cost per statement is the paired difference (with, without) over the tight-loop
+    pairs, with its 95% t interval; an ORM operation's CPU is that of the ``pk_read`` overhead
+    cells counted without recording, and its statements those their recording twins counted.
+    The share's bounds take the interval's ends over the least and the most CPU measured:
+    ``yes`` when even the upper bound is within :data:`BUDGET_TARGET`, ``no`` when even the lower
+    bound exceeds it, else ``unclear``."""
+    d = paired_difference([(a, b) for a, b in clock_pairs])
+    if d is None:
+        return None
+    rows = []
+    for row in overhead:
+        cpu = row.get("cpu_us_per_op_counts_only") or []
+        stmts = row.get("statements_per_op")
+        if row["path"] != "orm" or not cpu or not stmts:
+            continue
+        high = stmts * max(d.high, 0.0) / min(cpu)
+        low = stmts * max(d.low, 0.0) / max(cpu)
+        holds = "yes" if high <= BUDGET_TARGET else "no" if low > BUDGET_TARGET else "unclear"
+        rows.append({
+            "mode": row["mode"], "orm_cpu_us": median(cpu), "statements_per_op": stmts,
+            "cost_us": stmts * d.mean, "share": stmts * d.mean / (median(cpu) or 1.0),
+            "share_low": low, "share_high": high, "holds": holds,
+        })  # fmt: skip
+    return {
+        "per_statement_us": {"mean": d.mean, "low": d.low, "high": d.high, "pairs": d.n},
+        "rows": rows,
+    }
+
+
 def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target once: the worst case measured and whether it holds everywhere."""
     rows = []
@@ -80,6 +116,17 @@ def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
             "target": f"instrumentation overhead <= {OVERHEAD_TARGET:.0%}",
             "measured": measured,
             "holds": _all([r["holds"] for r in overhead]),
+        })  # fmt: skip
+    budget = (document.get("budget_cost") or {}).get("rows") or []
+    if budget:
+        worst = max(budget, key=lambda r: r["share_high"])
+        clock = document["budget_cost"]["per_statement_us"]
+        rows.append({
+            "target": f"time budget's statement clock <= {BUDGET_TARGET:.0%} of an ORM operation",
+            "measured": f"{clock['mean']:.2f} µs per statement (95% CI {clock['low']:.2f}-"
+            f"{clock['high']:.2f}): at most {worst['share_high']:.2%} of a {worst['mode']} "
+            f"ORM operation ({worst['orm_cpu_us']:.0f} µs of CPU)",
+            "holds": _all([r["holds"] for r in budget]),
         })  # fmt: skip
     memory = document.get("memory") or []
     if memory:

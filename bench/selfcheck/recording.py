@@ -131,8 +131,46 @@ def main() -> None:
     result: dict[str, Any] = {"ops": n, "recorder_us": recorder_us(True) - recorder_us(False)}
     result["sync_pool_us"] = sync_pool_us()
     result["async_pool_us"] = asyncio.run(async_pool_us())
+    result["statement_clock"] = statement_clock()
     print(json.dumps(result))
 
+
+CLOCK_CALLS = 20_000  # calls per timed run of the statement clock
+CLOCK_PAIRS = 12  # runs with the clock and without, alternating which goes first
+
+
+def statement_clock() -> list[list[float]]:
+    """CPU microseconds per statement of a call into the driver without and with the time
+    budget's statement clock (:class:`~bench.measure.instruments.StatementClock`) around it, in
+    ``CLOCK_PAIRS`` pairs of runs, the order alternating, after one warm-up pair. The "driver"
+    is a cursor that does nothing, so only the clock's own work differs."""
+    from bench.measure.instruments import CheckoutTimer, StatementClock
+
+    class Cursor:
+        rowcount = 1
+
+        def execute(self, statement: str, parameters: Any) -> None:
+            pass
+
+    def send(cursor: Cursor, statement: str, parameters: Any, context: Any = None) -> None:
+        cursor.execute(statement, parameters)
+
+    sends = [send, StatementClock._timed(send)]
+    cursor = Cursor()
+    box = CheckoutTimer.start_worker()  # the clock finds a worker's box, as in a cell
+    pairs = []
+    for p in range(CLOCK_PAIRS + 1):
+        got = [0.0, 0.0]
+        for k in (0, 1) if p % 2 == 0 else (1, 0):
+            call = sends[k]
+            t0 = time.process_time_ns()
+            for _ in range(CLOCK_CALLS):
+                call(cursor, "select 1", (), None)
+            got[k] = (time.process_time_ns() - t0) / CLOCK_CALLS / 1000
+            box[2] = box[3] = box[4] = 0
+        if p:
+            pairs.append(got)
+    return pairs
 
 if __name__ == "__main__":
     main()
