@@ -24,7 +24,15 @@ from bench.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, BenchError, UsageError
 
 if TYPE_CHECKING:
     from bench.db.target import Target
-    from bench.results.schema import Calibration, CellResult, RunConfig, RunDocument, SummaryRow
+    from bench.measure.spec import CellSpec
+    from bench.results.schema import (
+        Calibration,
+        CellResult,
+        Mode,
+        RunConfig,
+        RunDocument,
+        SummaryRow,
+    )
     from bench.run.plan import Arms, Concurrency, PlannedCell
     from bench.run.runner import Run
     from bench.scenario import Scenario
@@ -68,6 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )  # fmt: skip
         run = runner.Run(run_dir, document)
         _run_cells(run, args, request, where)
+        if args.profile and not run.interrupted:
+            _run_profile(run, args, request, where, previous)
     wall = time.perf_counter() - started
     _finish(run, args, request, wall)
     return _print_outcome(run, args, request, where, server_version, wall)
@@ -122,6 +132,8 @@ def _request(args: argparse.Namespace, previous: dict[str, Any] | None) -> _Requ
         console.err.print(
             f"resuming {previous.get('run_id')}: {len(kept)} cells kept, {len(cells)} to run"
         )
+    if args.profile_pool is not None and not args.profile:
+        raise UsageError("--profile-pool picks the pool size of --profile: give --profile too")
     if args.processes > 1:
         smallest = min(min(pool_sizes), min(c.concurrency for c in cells) if cells else 1)
         if smallest < args.processes:
@@ -239,14 +251,11 @@ def _run_document(
     return documents.new_run(run_id, environment(server_version), config, kept)
 
 
-def _run_cells(run: Run, args: argparse.Namespace, request: _Request, where: Target) -> None:
-    """Run the cells to run, each in a fresh process, with a progress bar; Ctrl-C stops early."""
+def _template(args: argparse.Namespace, request: _Request, where: Target) -> CellSpec:
+    """The settings every cell of the run shares."""
     from bench.measure.spec import CellSpec
-    from bench.report import console
-    from bench.report.checks import cell_label
-    from bench.run import budget, plan, runner
 
-    template = CellSpec.for_target(
+    return CellSpec.for_target(
         request.found.source,
         where,
         max_overflow=args.max_overflow,
@@ -265,6 +274,15 @@ def _run_cells(run: Run, args: argparse.Namespace, request: _Request, where: Tar
         busy_timeout=30.0 if args.busy_timeout is None else args.busy_timeout,
         processes=args.processes,
     )
+
+
+def _run_cells(run: Run, args: argparse.Namespace, request: _Request, where: Target) -> None:
+    """Run the cells to run, each in a fresh process, with a progress bar; Ctrl-C stops early."""
+    from bench.report import console
+    from bench.report.checks import cell_label
+    from bench.run import budget, plan, runner
+
+    template = _template(args, request, where)
     with console.progress() as bar:
         task = bar.add_task("", total=len(request.cells))
 
@@ -284,6 +302,38 @@ def _run_cells(run: Run, args: argparse.Namespace, request: _Request, where: Tar
             )  # fmt: skip
         runner.run_plan(
             run, request.cells, template, on_cell_done=done, keep_last=args.keep_tables, more=more
+        )
+
+
+def _run_profile(
+    run: Run,
+    args: argparse.Namespace,
+    request: _Request,
+    where: Target,
+    previous: dict[str, Any] | None,
+) -> None:
+    """``--profile``: the profiled cells, after the measured ones (kept from a resumed run when
+    it has them all)."""
+    from bench.report import console
+    from bench.run import profile
+
+    pool = profile.profile_pool(request.pool_sizes, args.profile_pool)
+    modes = cast("tuple[Mode, ...]", request.modes)
+    specs = profile.profile_specs(
+        _template(args, request, where), modes, pool, request.concurrency, args.warmup
+    )
+    if previous is not None and profile.complete(previous.get("profile"), specs):
+        run.document["profile"] = previous["profile"]
+        run.save()
+        return
+    with console.progress() as bar:
+        task = bar.add_task("profile", total=len(specs))
+        profile.run_profile(
+            run,
+            specs,
+            on_cell_done=lambda s, _: bar.update(
+                task, advance=1, description=f"profiled {s.mode} pool={s.pool_size}"
+            ),
         )
 
 
@@ -336,6 +386,8 @@ def _print_outcome(
         console.out.print()
     if "calibration" in document:
         console.out.print(console.calibration_table(document["calibration"]))
+    if document.get("profile"):
+        console.out.print(console.layer_table(document))
     for line in warnings(document["cells"], rows):
         console.err.print(f"[yellow]warning:[/yellow] {line}")
     console.out.print(f"results: {run.path}")

@@ -229,6 +229,24 @@ def add_arguments(command: argparse.ArgumentParser) -> None:
         help="count operations only: no histograms, checkout timing, pool events, sampler or "
         "loop lag (to measure what recording costs)",
     )
+    profile = command.add_argument_group("profile by layer")
+    profile.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the measured rounds, run each side once more under a profiler (yappi, "
+        "each thread's CPU clock) at 1 worker and at the profile pool size, and print the "
+        "client's CPU per operation by layer (ORM, Core, greenlet bridge, driver, asyncio or "
+        "threads, harness, other) with the profiler's overhead; these cells are stored apart "
+        "and never count in the throughput figures",
+    )
+    profile.add_argument(
+        "--profile-pool",
+        type=number(int, 1, "--profile-pool", 10_000),
+        default=None,
+        metavar="N",
+        help="with --profile: the pool size of the second pair of profiled cells, with its "
+        "workers as --concurrency gives them (default: the largest of --pool-sizes)",
+    )
     command.add_argument(
         "--sample-hz",
         type=number(float, 0.1, "--sample-hz", 1000),

@@ -23,9 +23,10 @@ from bench.errors import one_line, scrub
 from bench.histograms import encode
 from bench.measure.budget import ServerClock, budget
 from bench.measure.engines import admin_engine, strict_warnings
-from bench.measure.instruments import CLIENT_BOUND_SHARE, peak_rss_mb
+from bench.measure.instruments import CLIENT_BOUND_SHARE, WindowHook, peak_rss_mb
 from bench.measure.leases import holds_connections
 from bench.measure.parts import run_parts
+from bench.measure.profile import LayerProfile
 from bench.measure.recorder import LATE_NS, Recorder
 from bench.measure.series import throughput_series
 from bench.measure.spec import CellSpec
@@ -61,7 +62,10 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
         recs = Recorders(Recorder(seq.kinds, False), Recorder(seq.kinds, spec.instrument))
         split: dict[str, Any] = {}
         server = ServerClock(spec) if spec.instrument else None
-        hooks = [server] if server else []
+        hooks: list[WindowHook] = [server] if server else []
+        profile = LayerProfile(spec.mode) if spec.profile else None
+        if profile is not None:
+            hooks.append(profile)
         if spec.processes > 1:
             pool, wall, cpu, split = run_parts(spec, seq, recs, stopping, hooks)
         elif spec.mode == "sync":
@@ -70,6 +74,8 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
             coro = run_async(spec, scenario, seq, recs, stopping, hooks=hooks)
             pool, wall, cpu = run_loop(spec.loop, coro)
         result.update(_measurements(spec, scenario, seq, recs.measured, wall))
+        if profile is not None:
+            result["profile"] = profile.report(recs.measured.completed, cpu)
         if server:
             mean_us = result["latency"]["overall"].get("mean_us")
             server_report = server.report(recs.measured.completed)

@@ -65,6 +65,9 @@ class CellSpec:
     busy_timeout: float = 30.0  # SQLite: how long a writer waits for the lock (seconds)
     processes: int = 1  # client processes the cell's workers are split across
     part: int | None = None  # in one of those processes: which one (it runs every N-th op)
+    # bench run --profile: profile the window by layer (bench.measure.profile); such a cell is
+    # stored apart from the measured ones, so its key (key(), cell_key) stays the same
+    profile: bool = False
 
     @classmethod
     def for_target(cls, scenario: str, target: Target, **settings: Any) -> CellSpec:

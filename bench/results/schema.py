@@ -319,6 +319,36 @@ class Calibration(TypedDict):
     detectable: dict[str, float]  # per pool size: the smallest difference n rounds can detect
 
 
+class ProfileEntry(TypedDict, total=False):
+    """``bench run --profile``: one profiled cell, run apart from the measured cells and never
+    among them (nor in the summary): the client's CPU per operation by layer
+    (:mod:`bench.measure.profile`)."""
+
+    arm: str
+    mode: Mode
+    pool_size: int
+    concurrency: int
+    max_overflow: int
+    status: Literal["ok", "crashed", "interrupted"]
+    profiler: str  # "yappi"
+    version: str | None  # the profiler's
+    clock: str  # "cpu": each thread's CPU clock
+    context: str  # "native_thread" | "greenlet": what the profiler keeps a call stack for
+    builtins: bool  # C functions profiled too
+    ops: int  # completed operations of the profiled window
+    layers: dict[str, float]  # layer ("orm", "core", ...) -> µs of client CPU per operation
+    calls: dict[str, float]  # layer -> profiled calls per operation
+    cpu_us: float | None  # the profiled window's client CPU per operation
+    attributed_us: float | None  # the layers' sum
+    gap: float | None  # attributed_us / cpu_us - 1
+    profiled_cpu_us: float  # the process's CPU per operation while the profiler ran
+    overhead: float | None  # cpu_us / unprofiled_cpu_us
+    unprofiled_cpu_us: float | None  # mean budget.client_cpu_us of the matching measured cells
+    unprofiled_cells: int
+    overhead_reason: str  # why there is no overhead, when there is none
+    error: CellError  # a profiled cell that crashed: what it said
+
+
 class RunDocument(TypedDict):
     schema_version: int
     kind: Literal["run"]
@@ -330,6 +360,7 @@ class RunDocument(TypedDict):
     summary: NotRequired[list[SummaryRow]]
     calibration: NotRequired[Calibration]
     wall_s: NotRequired[float]
+    profile: NotRequired[list[ProfileEntry]]  # bench run --profile
 
 
 class LoadtestSide(TypedDict):
