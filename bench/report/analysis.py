@@ -6,13 +6,14 @@ a report all draw from one :class:`Analysis`. No I/O."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 from bench.histograms import merge_encoded
+from bench.report import budget_means
 from bench.report.checks import warnings
 from bench.stats.intervals import DEFAULT_DELTA
 from bench.stats.summary import arms_of, latency_summary, round_of, summary_rows
@@ -32,6 +33,9 @@ class Analysis:
     # pool sizes in order, the denominator arm first
     percentiles: pd.DataFrame  # p50/p95/p99/mean (ms) per (arm, pool size), from histograms
     warnings: list[str]
+    # (arm, pool size) -> the time budget of its cells pooled (bench.report.budget_means.pooled);
+    # empty when the run has none (older runs, --no-record)
+    budgets: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
 
     def histogram(
         self, arm: str, pool_size: int, path: tuple[str, ...] = ("overall",)
@@ -72,6 +76,7 @@ def analyse(document: Mapping[str, Any]) -> Analysis:
         histograms=histograms,
         percentiles=percentiles_frame(histograms),
         warnings=warnings(document["cells"], summary),
+        budgets=budget_means.grouped(ok, budget_means.arm_and_pool),
     )
 
 

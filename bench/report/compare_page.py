@@ -1,7 +1,8 @@
 """The page of ``bench compare A B``: ``reports/compare-<A>-vs-<B>/index.html``, one row per cell
 present in both runs (the change per figure with its 95% Welch interval, the rounds on each side,
 significant or not), the result of every ``--fail-on`` gate per cell with its adjusted p-value,
-and the regressions found."""
+the regressions found, and where the time goes in A and in B (each cell's time budget and its
+change, a table and a chart) when both runs have budgets, or a line saying why not."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.report.comparison import (
+    BUDGET_METHOD,
     METHOD,
+    budget_changes,
+    budget_text,
     cell_name,
     describe,
     gate_text,
@@ -68,5 +72,41 @@ def build(
         f"<code>{e(str(a.get('run_id')))}</code> (A) vs <code>{e(str(b.get('run_id')))}</code> "
         f"(B)</h1><p>{e(METHOD)} The method: <code>docs/method.md</code>.</p>",
         f"{verdict}{notes}<table><tr>{head}</tr>{body}</table>",
+        *budget_section(budget_changes(a, b), stage.tmp),
     ]
     return stage.publish(shell("asyncbench compare", page))
+
+
+def budget_section(budget: Mapping[str, Any], out: Path) -> list[str]:
+    """Where the time goes in A and in B: per cell the parts of each and their change, and the
+    two runs' stacked budgets drawn into ``out``; one line when a run has no budget."""
+    e = html.escape
+    parts = ["<h2 id='time'>Where the time goes, A against B</h2>"]
+    if budget["note"]:
+        return [*parts, f"<p>{e(budget['note'][0].upper() + budget['note'][1:])}.</p>"]
+    columns = budget["columns"]
+    head = "".join(f"<th>{e(h)}</th>" for h in ("cell", *(label for label, _ in columns)))
+    body = "".join(
+        f"<tr><td class='l {e(r['mode'])}'>{e(cell_name(r))}</td>"
+        + "".join(
+            f"<td>{e(budget_text(r['figures'][name], name, chr(10))).replace(chr(10), '<br>')}</td>"
+            for _, name in columns
+        )
+        + "</tr>"
+        for r in budget["rows"]
+    )
+    server = f" {budget['server'][0].upper()}{budget['server'][1:]}." if budget["server"] else ""
+    parts.append(f"<table><tr>{head}</tr>{body}</table><p>{e(BUDGET_METHOD + server)}</p>")
+    from bench.report import charts  # matplotlib: loaded only to draw
+
+    if charts.budget_compare(budget["rows"], out / "budget.png"):
+        parts.append(
+            "<figure id='budget'><img src='budget.png' alt='Where the time goes, A against B'>"
+            "<figcaption><b>Where the time goes, A against B.</b> Per cell, the mean time per "
+            "operation of run A and of run B (rounds pooled), split into the parts the budget "
+            "measured: checkout wait (the timed pool), database time (the calls into the "
+            "driver: driver, network, server), the server's own time when pg_stat_statements "
+            "had it, and the client rest (latency less wait less database). Bars are outlined "
+            "in the side's colour; the label on top is the mean latency.</figcaption></figure>"
+        )
+    return parts

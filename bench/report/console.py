@@ -10,11 +10,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bench.report.comparison import cell_name, describe, gate_text, rounds, significant
+from bench.report.comparison import (
+    budget_changes,
+    budget_text,
+    cell_name,
+    describe,
+    gate_text,
+    rounds,
+    significant,
+)
+from bench.report.profile_table import NOTE as PROFILE_NOTE
+from bench.report.profile_table import overhead_range, profile_columns, profile_table
 
 # piped output is not cut to 80 columns: the summary table must stay readable in logs and CI
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 150)
@@ -190,7 +200,9 @@ def compare_table(
     b: Mapping[str, Any],
     rows: Sequence[Mapping[str, Any]],
     gates: Sequence[Mapping[str, Any]] = (),
-) -> Table:
+) -> RenderableType:
+    """The changes from A to B per cell, with the gates; then where the time goes in each run
+    (:func:`compare_budget_table`), or one line saying why it is not compared."""
     table = new_table(
         f"{b['config'].get('scenario')}: A = {a.get('run_id')}, B = {b.get('run_id')}",
         "A -> B: geometric means over the rounds, change [95% Welch CI]; significant: the CI "
@@ -209,6 +221,33 @@ def compare_table(
             describe(row["p99"], "ms", "\n"),
             significant(row),
             *(gate_text(row, g) for g in gates),
+        )
+    budget = budget_changes(a, b)
+    if budget["note"]:
+        return Group(table, budget["note"])
+    return Group(table, compare_budget_table(budget))
+
+
+def compare_budget_table(budget: Mapping[str, Any]) -> Table:
+    """Per cell the time budget of A and of B (µs per operation, the rounds pooled) and the
+    change of each part, from :func:`bench.report.comparison.budget_changes`."""
+    table = new_table(
+        "Where the time goes, A -> B: mean per operation (µs), rounds pooled",
+        "A -> B, then the change B - A (µs) and in %; wait: for a pooled connection; database: "
+        "the calls into the driver (driver, network, server); server: pg_stat_statements; "
+        "driver+net: database less server; client rest: latency less wait less database; "
+        "CPU/op: client CPU per operation; stmts/op: statements per operation"
+        + (
+            f". {budget['server'][0].upper()}{budget['server'][1:]}" if budget.get("server") else ""
+        ),
+    )
+    table.add_column("cell", no_wrap=True)
+    for label, _ in budget["columns"]:
+        table.add_column(label, justify="right")
+    for row in budget["rows"]:
+        table.add_row(
+            cell_name(row),
+            *(budget_text(row["figures"][name], name, "\n") for _, name in budget["columns"]),
         )
     return table
 
@@ -231,4 +270,40 @@ def loadtest_table(summary: Mapping[str, Any], args: Any) -> Table:
             *(fmt_ms(latency.get(k)) for k in ("p50_us", "p95_us", "p99_us", "max_us")),
             f"{row['failures']:,}",
         )
+    return table
+
+
+def layer_table(document: Mapping[str, Any]) -> Table:
+    """``bench run --profile``: the client's CPU per operation by layer (µs), a column per
+    profiled cell, with the total, the measured CPU and the profiler's overhead
+    (:mod:`bench.report.profile_table`)."""
+    columns = profile_columns(document)
+    entries = document.get("profile") or []
+    profiler = next((e.get("profiler") for e in entries if e.get("profiler")), "the profiler")
+    span = overhead_range(columns)
+    if span is None:
+        overhead = "overhead unavailable"
+    elif span[1] - span[0] < 0.05:
+        overhead = f"overhead {span[0]:.1f}x"
+    else:
+        overhead = f"overhead {span[0]:.1f}-{span[1]:.1f}x"
+    notes = [
+        f"self CPU time of each function by the layer of its module, {profiler} (each "
+        f"thread's CPU clock), {overhead} the CPU of the unprofiled cells of the same side and "
+        "pool: call-heavy layers are inflated most",
+        f"@N: pool size (xW: workers); {PROFILE_NOTE}",
+    ]
+    for column in columns:
+        if column["note"]:
+            notes.append(f"{column['label']}: {column['note']}")
+    table = new_table("Client CPU per operation by layer (µs)", "\n".join(notes))
+    table.add_column("layer")
+    for column in columns:
+        table.add_column(column["label"], justify="right")
+    for row in profile_table(document):
+        if row["key"] == "overhead":
+            cells = ["-" if v is None else f"{v:.1f}x" for v in row["values"]]
+        else:
+            cells = ["-" if v is None else f"{v:,.0f}" for v in row["values"]]
+        table.add_row(row["label"], *cells, end_section=row["key"] == "other")
     return table

@@ -1,6 +1,7 @@
 """The run report's verdict in words: a headline and one sentence per pool size (the paired ratio
 with its 95% interval and rounds, and the verdict: faster, slower, equivalent, inconclusive),
-computed from the analysed run (or from its load test). Pure: plain text, no HTML."""
+followed, where the run has time budgets, by its cause ("Why: ..."), computed from the analysed
+run (or from its load test). Pure: plain text, no HTML."""
 
 from __future__ import annotations
 
@@ -15,13 +16,21 @@ from bench.stats.verdicts import MIN_VERDICT_ROUNDS
 
 def verdict_lines(analysis: Analysis) -> tuple[str, list[str]]:
     """A headline and one sentence per pool size, computed from the data: the paired ratios with
-    their 95% intervals and rounds, and the verdicts in plain words."""
+    their 95% intervals and rounds, and the verdicts in plain words, each followed by its cause
+    (``Why: ...``) when the run has a time budget there."""
+    headline, items = verdict_items(analysis)
+    return headline, [f"{line} {why}" if why else line for line, why in items]
+
+
+def verdict_items(analysis: Analysis) -> tuple[str, list[tuple[str, str | None]]]:
+    """:func:`verdict_lines` with each pool size's verdict and cause apart: (verdict, cause or
+    None), for a page that shows the cause under its verdict."""
     document = analysis.document
     if document.get("loadtest") and not document["cells"]:
         return loadtest_verdict(document["loadtest"]), []
     rows = analysis.summary
     below, above = analysis.arms
-    lines = [_line(row, below, above) for row in rows]
+    lines = [(_line(row, below, above), cause(row)) for row in rows]
     counts = Counter(row["verdict"]["kind"] for row in rows)
     rounds = sorted({row["rounds"] for row in rows})
     span = f"{rounds[0]}" if len(rounds) == 1 else f"{rounds[0]}-{rounds[-1]}" if rounds else "0"
@@ -51,6 +60,12 @@ def verdict_lines(analysis: Analysis) -> tuple[str, list[str]]:
         if counts["too few"]:
             headline += f" {counts['too few']} had too few rounds for a verdict."
     return headline, lines
+
+
+def cause(row: Mapping[str, Any]) -> str | None:
+    """The cause of a pool size's verdict in one sentence (``Why: ...``), from its budget."""
+    text = (((row.get("budget") or {}).get("cause")) or {}).get("text")
+    return str(text) if text else None
 
 
 def _line(row: Mapping[str, Any], below: str, above: str) -> str:
