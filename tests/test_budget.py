@@ -246,3 +246,47 @@ def test_unlike_work_is_found_per_operation_type() -> None:
     assert work_differs([cell(read=2, list=1)], [cell(read=1, list=1)]) == [
         {"op": "read", "below": 2.0, "above": 1.0}
     ]
+
+
+# --- server time: the embedded PostgreSQL loads pg_stat_statements -------------------------
+
+
+@pytest.fixture(scope="module")
+def stats_pg() -> Any:
+    """The embedded PostgreSQL, which preloads pg_stat_statements (the machine's does not)."""
+    from bench.db.embedded import embedded_postgres
+
+    with embedded_postgres() as target:
+        yield target.sync_url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.mark.slow
+def test_server_time_matches_a_known_server_side_sleep(
+    bench: Any, stats_pg: str, tmp_path: Path
+) -> None:
+    proc = bench("run", "--dburl", stats_pg, "--scenario", "slow_query", "--scenario-opt",
+                 "ms=20", "--pool-sizes", "2", "--ops", "40")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for cell in results(tmp_path)["cells"]:
+        b = cell["budget"]
+        server, overall = b["server"], b["overall"]
+        assert server["available"] is True and server["source"] == "pg_stat_statements"
+        assert server["us"] == pytest.approx(20_000, rel=0.10), server  # the sleep
+        assert server["plan_us"] is not None  # the embedded server tracks planning
+        assert overall["db_us"] >= server["us"]  # the database calls hold the server time
+        assert overall["rest_us"] < 0.25 * overall["latency_us"]  # the client does little
+        assert not b["check"]["flagged"]
+    assert "server: pg_stat_statements, execution and planning" in proc.stdout
+
+
+@pytest.mark.slow
+def test_the_server_counts_what_the_client_sends(bench: Any, stats_pg: str, tmp_path: Path) -> None:
+    """crud on the embedded server: per operation the server runs the statements the client
+    counted plus the transaction's BEGIN and COMMIT (or ROLLBACK), on both sides."""
+    proc = bench("run", "--dburl", stats_pg, "--scenario", "crud", "--pool-sizes", "2",
+                 "--ops", "200")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for cell in results(tmp_path)["cells"]:
+        b = cell["budget"]
+        assert b["server"]["calls"] == pytest.approx(b["overall"]["statements"] + 2, abs=0.01)
+        assert 0 < b["server"]["us"] < b["overall"]["db_us"]

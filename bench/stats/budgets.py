@@ -158,7 +158,8 @@ def cause(
     if not (d["low"] > 0 or d["high"] < 0):
         text = (
             f"Why: no part of the budget differs clearly; the largest difference{whole} is "
-            f"{_fmt(d['mean'], sign=True)} {LABELS[part]}{_ci(d, rounds)}."
+            f"{_fmt(d['mean'], sign=True)} {LABELS[part]}; 95% CI {_fmt(d['low'], sign=True)} "
+            f"to {_fmt(d['high'], sign=True)}, {rounds} rounds."
         )
     else:
         text = (
