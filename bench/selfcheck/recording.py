@@ -172,5 +172,6 @@ def statement_clock() -> list[list[float]]:
             pairs.append(got)
     return pairs
 
+
 if __name__ == "__main__":
     main()
