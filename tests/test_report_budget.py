@@ -128,7 +128,7 @@ def test_the_section_draws_the_budget_and_the_client_cpu(runs: dict[str, Any]) -
     for name in ("time_budget", "client_cpu"):
         assert_real_png(runs["page"].parent / f"{name}.png")
     caption = page.captions["time_budget"]
-    for source in ("cursor events", "pg_stat_statements", "timed by the pool"):
+    for source in ("call into the driver", "pg_stat_statements", "timed by the pool"):
         assert source in caption
 
 
