@@ -228,6 +228,9 @@ def test_a_client_bound_cause_is_the_client_cpu_per_operation() -> None:
     assert found["part"] == "client_cpu_us" and found["client_bound"]
     assert "async uses 140 µs more client CPU per operation than sync" in found["text"]
     assert "the client used 99% of a core, so throughput follows client CPU" in found["text"]
+    unclear = cause(_sides(cpu_share=0.99), {"client_cpu_us": _d(40, 60)}, 5, "sync", "async")
+    assert unclear["part"] == "client_cpu_us"
+    assert "does not differ clearly (async +40 µs: 500 µs against 400 µs" in unclear["text"]
 
 
 def test_no_cause_from_under_three_rounds_and_none_claimed_when_unclear() -> None:

@@ -262,7 +262,23 @@ class LoopLag:
 
 
 def peak_rss_mb() -> float:
-    """The most resident memory this process has used so far (Linux reports kilobytes)."""
-    import resource
+    """The most resident memory this process has used so far, in MB.
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    On Linux, ``VmHWM`` of ``/proc/self/status``: the high-water mark of this process's own
+    memory since it started its program. ``getrusage``'s ``ru_maxrss`` is not that: the kernel
+    carries it across ``exec``, so a cell started by a large parent (the selfcheck, a test run)
+    reported the parent's size at the moment it was spawned (101 MB for a 2,000-operation cell
+    whose own peak was 68 MB). Elsewhere ``ru_maxrss`` (kilobytes on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

@@ -30,4 +30,18 @@ HISTORY: dict[int, str] = {
     "each gets `arm` = its mode, `pair` from its trial with sync first (as version 2 always ran), "
     "`fork_server` null; its stored bootstrap summary is dropped (readers compute the paired "
     "one).",
+    4: "Why. Every cell of a run measured with recording on gains `budget`: per operation type "
+    "(`by_op`) and `overall`, the means per completed operation of the checkout wait, the "
+    "database time (each statement's call into the driver), the client rest, the start delay "
+    "(open loop), statements and rows; `server` (execution and planning time from "
+    "pg_stat_statements, or `available: false` with the reason); `client_cpu_us`; and `check` "
+    "(the parts against the measured mean latency). Each summary row gains `budget`: the two "
+    "sides' medians, the paired difference of every part with its 95% interval, "
+    "`statements_differ` and the `cause` in one sentence. A run made with `--profile` gains "
+    "`profile`: the client's CPU per operation by layer of each profiled cell. A selfcheck "
+    "gains `budget_cost` (the statement clock's cost against an ORM operation) and its "
+    "target. `client.peak_rss_mb` is the cell process's own high-water mark (`VmHWM`), no "
+    "longer `ru_maxrss`, which carried a large parent's size across `exec`. A version 3 "
+    "document is unchanged: its cells have no budget (it was not measured), and readers say "
+    "so.",
 }

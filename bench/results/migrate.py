@@ -74,7 +74,13 @@ def v2_to_v3(document: Raw) -> Raw:
     return document
 
 
-STEPS: dict[int, Callable[[Raw], Raw]] = {1: v1_to_v2, 2: v2_to_v3}
+def v3_to_v4(document: Raw) -> Raw:
+    """Time budgets and profiles are new and were not measured before: nothing to fill in (a
+    cell without ``budget`` says it has none)."""
+    return document
+
+
+STEPS: dict[int, Callable[[Raw], Raw]] = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4}
 
 
 class TooNew(ValueError):

@@ -22,7 +22,7 @@ from typing import Any, Literal, TypedDict
 
 from typing_extensions import NotRequired
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 Kind = Literal["run", "loadtest", "selfcheck", "comparison"]
 KINDS: tuple[Kind, ...] = ("run", "loadtest", "selfcheck", "comparison")
@@ -305,6 +305,19 @@ class SummaryRow(TypedDict, total=False):
     verdict_by: str  # "throughput", or "p99 latency" in open loop
     verdict: VerdictWords
     unstable: list[str]
+    budget: SummaryBudget  # version 4: where the time goes, and why
+
+
+class SummaryBudget(TypedDict):
+    """Both sides' time budgets at one pool size (:mod:`bench.stats.budgets`)."""
+
+    # per arm: medians over its cells of latency_us, start_delay_us, wait_us, db_us, server_us,
+    # driver_us (database less server), rest_us, statements, rows, client_cpu_us, cpu_share
+    sides: dict[str, dict[str, Any]]
+    differences: dict[str, dict[str, float]]  # per figure: paired mean, low, high (95%), n
+    rounds: int  # complete pairs with budgets
+    statements_differ: list[dict[str, Any]]  # op types whose sides send unlike statements
+    cause: dict[str, Any]  # "part" (or None), "text": one sentence, and the difference
 
 
 class Calibration(TypedDict):
@@ -407,7 +420,8 @@ class SelfcheckDocument(TypedDict):
     status: Status
     environment: Environment
     config: dict[str, Any]  # the selfcheck's settings, the database and the command
-    figures: dict[str, Any]  # ceiling, orm_cost, overhead, recording_cost, memory, sweep, targets
+    # ceiling, orm_cost, overhead, recording_cost, budget_cost, memory, sweep, targets
+    figures: dict[str, Any]
     step_wall_s: dict[str, float]
     wall_s: NotRequired[float]
 

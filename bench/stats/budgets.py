@@ -135,12 +135,21 @@ def cause(
     if max(shares) >= CLIENT_BOUND and "client_cpu_us" in differences:
         d = differences["client_cpu_us"]
         busy = max(shares)
-        text = (
-            f"Why: {above} uses {_more(d)} client CPU per operation than {below} "
-            f"({_fmt(sides[above]['client_cpu_us'])} against "
-            f"{_fmt(sides[below]['client_cpu_us'])}{_ci(d, rounds, ', ')}); the client used "
-            f"{busy * 100:.0f}% of a core, so throughput follows client CPU."
+        cpus = (
+            f"{_fmt(sides[above]['client_cpu_us'])} against "
+            f"{_fmt(sides[below]['client_cpu_us'])}{_ci(d, rounds, ', ')}"
         )
+        if d["low"] > 0 or d["high"] < 0:
+            text = (
+                f"Why: {above} uses {_more(d)} client CPU per operation than {below} ({cpus}); "
+                f"the client used {busy * 100:.0f}% of a core, so throughput follows client CPU."
+            )
+        else:
+            text = (
+                f"Why: the client used {busy * 100:.0f}% of a core, so throughput follows client "
+                f"CPU, but the two sides' client CPU per operation does not differ clearly "
+                f"({above} {_fmt(d['mean'], sign=True)}: {cpus})."
+            )
         return {"part": "client_cpu_us", "client_bound": True, "text": text, **_diff(d)}
     names = PARTS_WITH_SERVER if "server_us" in differences else PARTS_WITHOUT_SERVER
     present = [n for n in names if n in differences]
