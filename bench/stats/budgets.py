@@ -173,9 +173,20 @@ def cause(
     else:
         text = (
             f"Why: {above} spends {_more(d)} per operation {LABELS[part]} than {below}"
-            f"{_ci(d, rounds)}: the largest part{whole}."
+            f"{_ci(d, rounds)}: the largest part{whole}.{_loop_note(part, below, above)}"
         )
     return {"part": part, "client_bound": False, "text": text, **_diff(d)}
+
+
+def _loop_note(part: str, below: str, above: str) -> str:
+    """The async side's database time also holds the wait for the event loop to resume the task:
+    with many tasks on one loop that wait, not the driver, can be most of it."""
+    if part in ("driver_us", "db_us") and "async" in (below, above) and below != above:
+        return (
+            " On the async side that time includes waiting for the event loop to resume the task "
+            "once its result is in."
+        )
+    return ""
 
 
 def _median(values: Sequence[float | None]) -> float | None:
