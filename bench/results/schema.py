@@ -314,7 +314,9 @@ class SummaryBudget(TypedDict):
     # per arm: medians over its cells of latency_us, start_delay_us, wait_us, db_us, server_us,
     # driver_us (database less server), rest_us, statements, rows, client_cpu_us, cpu_share
     sides: dict[str, dict[str, Any]]
-    differences: dict[str, dict[str, float]]  # per figure: paired mean, low, high (95%), n
+    # per figure: the paired mean difference (above - below) with its 95% interval (low, high),
+    # the pairs (n), and each side's mean over those pairs (below, above)
+    differences: dict[str, dict[str, float]]
     rounds: int  # complete pairs with budgets
     statements_differ: list[dict[str, Any]]  # op types whose sides send unlike statements
     cause: dict[str, Any]  # "part" (or None), "text": one sentence, and the difference
@@ -392,13 +394,45 @@ LoadtestSummary = TypedDict(
 
 class LoadtestConfig(TypedDict, total=False):
     scenario: str
-    service: dict[str, Any]
-    users: int
+    service: dict[str, Any]  # what the (first) service said of itself: pool, overflow, threads
+    users: int | list[int]  # version 4: the user counts swept (before: one number, both sides)
+    pool_sizes: list[int]  # version 4: the pool sizes swept (the service's, per engine)
+    rounds: int  # version 4
     spawn_rate: float
-    run_time: str
+    run_time: str  # version 4: each phase's measured window (before: the whole run)
+    window_s: float  # version 4: run_time in seconds
+    settle_s: float  # version 4: from every user spawned to the window's start
     workers: int
     tags: str | None
+    threads: int | None  # version 4: --threads (None: the service's default)
+    max_overflow: int | None  # version 4
     command: str
+
+
+class LoadtestPhase(TypedDict, total=False):
+    """Version 4: one phase of a headless load test: one side alone, at one pool size and user
+    count, against a service process of its own, measured in its window only."""
+
+    round: int
+    position: int  # 0 or 1 within its round's pair
+    side: Mode
+    pool_size: int
+    users: int
+    dir: str  # its folder in the run folder (Locust's CSV files and log, the service's log)
+    service_pid: int | None
+    service_url: str
+    service: dict[str, Any]  # what the service said of itself
+    window_s: float  # the measured window's length
+    requests: int  # requests of its side ended inside the window
+    failures: int
+    failures_by_class: dict[str, int]  # e.g. {"ConnectionRefusedError": 12}
+    requests_per_s: float  # successful requests in the window / window_s
+    latency: LatencySummary  # successful requests only, with the merged histogram
+    other_side_requests: int  # requests to the other side's endpoints (0 unless broken)
+    processes_reporting: int  # Locust processes that wrote their window
+    status: Literal["ok", "failed", "interrupted", "running"]
+    reason: str | None  # why it failed or stopped
+    wall_s: float
 
 
 class LoadtestDocument(TypedDict):
@@ -409,7 +443,9 @@ class LoadtestDocument(TypedDict):
     environment: Environment
     config: LoadtestConfig
     cells: list[CellResult]  # always empty: a load test has no cells
-    loadtest: LoadtestSummary
+    phases: list[LoadtestPhase]  # version 4; empty in an older document
+    summary: list[SummaryRow]  # version 4: concurrency is the user count; ok phases only
+    loadtest: NotRequired[LoadtestSummary]  # before version 4: both sides in one process, one run
     wall_s: float
 
 

@@ -104,9 +104,16 @@ def budget_row(pairs: Sequence[Mapping[str, Mapping[str, Any]]], below: str, abo
     complete = [f for f in figures if below in f and above in f]
     differences = {}
     for name in FIGURES:
-        d = paired_difference([(f[below][name], f[above][name]) for f in complete])
+        values = [(f[below][name], f[above][name]) for f in complete]
+        d = paired_difference(values)
         if d is not None:
-            differences[name] = {"mean": d.mean, "low": d.low, "high": d.high, "n": d.n}
+            used = [(x, y) for x, y in values if x is not None and y is not None]
+            differences[name] = {
+                "mean": d.mean, "low": d.low, "high": d.high, "n": d.n,
+                # each side's mean over the same pairs: their difference is "mean"
+                "below": statistics.fmean(x for x, _ in used),
+                "above": statistics.fmean(y for _, y in used),
+            }  # fmt: skip
     cells = {arm: [p[arm] for p in pairs if arm in p] for arm in (below, above)}
     return {
         "sides": sides,
@@ -136,8 +143,8 @@ def cause(
         d = differences["client_cpu_us"]
         busy = max(shares)
         cpus = (
-            f"{_fmt(sides[above]['client_cpu_us'])} against "
-            f"{_fmt(sides[below]['client_cpu_us'])}{_ci(d, rounds, ', ')}"
+            f"{_fmt(d.get('above', sides[above]['client_cpu_us']))} against "
+            f"{_fmt(d.get('below', sides[below]['client_cpu_us']))}{_ci(d, rounds, ', ')}"
         )
         if d["low"] > 0 or d["high"] < 0:
             text = (
