@@ -60,7 +60,16 @@ def test_a_load_test_and_a_selfcheck_of_every_version_load(version: int) -> None
     loadtest = store.load(fixture(version, "loadtest"))
     assert loadtest["kind"] == "loadtest" and loadtest["schema_version"] == schema.SCHEMA_VERSION
     assert set(loadtest) <= set(get_type_hints(schema.LoadtestDocument))
-    assert {"sync", "async", "processes_reporting"} <= set(loadtest["loadtest"])
+    assert isinstance(loadtest["phases"], list) and isinstance(loadtest["summary"], list)
+    if version < 4:  # one run of both sides at once: its summary kept, no phases
+        assert {"sync", "async", "processes_reporting"} <= set(loadtest["loadtest"])
+        assert loadtest["phases"] == [] and loadtest["summary"] == []
+    else:  # phases in rounds, each side alone
+        assert loadtest["phases"] and "loadtest" not in loadtest
+        for phase in loadtest["phases"]:
+            assert set(phase) <= set(get_type_hints(schema.LoadtestPhase))
+        assert {p["side"] for p in loadtest["phases"]} == {"sync", "async"}
+        assert loadtest["summary"][0]["verdict"]["kind"] != "too few"
     check = store.load_selfcheck(fixture(version, "selfcheck"))
     assert check["kind"] == "selfcheck" and check["schema_version"] == schema.SCHEMA_VERSION
     assert set(check) <= set(get_type_hints(schema.SelfcheckDocument))

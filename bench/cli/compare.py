@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 
 from bench.cli.options import Subcommands
-from bench.errors import EXIT_RUNTIME
+from bench.errors import EXIT_RUNTIME, UsageError
 
 
 def add_parser(sub: Subcommands) -> None:
@@ -42,6 +42,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rules = [comparison.parse_rule(text) for text in args.fail_on]
     a = results.load(Path(args.a))
     b = results.load(Path(args.b))
+    for path, loaded in ((args.a, a), (args.b, b)):
+        if loaded.get("kind") == "loadtest":
+            raise UsageError(
+                f"{path} is a load test: bench compare compares runs of bench run (a load "
+                "test's own verdicts are in its report: bench report)"
+            )
     rows = comparison.changes(a, b)
     gates = comparison.gates(rows, rules)
     found = comparison.regressions(rows, gates)

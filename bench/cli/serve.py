@@ -67,6 +67,10 @@ def add_parser(sub: Subcommands) -> None:
         help="worker threads for the def endpoints, per worker process (AnyIO's thread limit; "
         f"default: {ANYIO_DEFAULT_THREAD_LIMIT})",
     )
+    # bench loadtest --headless: every phase's service starts from empty tables
+    serve.add_argument("--reset-tables", action="store_true", help=argparse.SUPPRESS)
+    # bench loadtest's web UI: a service per side on one database, each holding it shared
+    serve.add_argument("--shared-lock", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(handler=cmd_serve)
 
     migrate = sub.add_parser(
@@ -83,7 +87,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check_sqlite_path(args)
     service.check_host(args.host, args.allow_remote)
     service.check_port_free(args.host, args.port)
-    with service.migrated_database(args.dburl, args.db, args.sqlite_path) as where:
+    with service.migrated_database(
+        args.dburl, args.db, args.sqlite_path, reset=args.reset_tables, shared=args.shared_lock
+    ) as where:
         url = f"http://{f'[{args.host}]' if ':' in args.host else args.host}:{args.port}"
         print(f"serving on {url} (database: {where.display})", flush=True)
         service.run_server(

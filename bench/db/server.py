@@ -69,12 +69,14 @@ LOCK_KEY = 0x617379_6E6362  # "asyncbench", as a PostgreSQL advisory lock key
 
 
 @contextlib.contextmanager
-def exclusive(target: Target) -> Iterator[None]:
+def exclusive(target: Target, shared: bool = False) -> Iterator[None]:
     """Hold the database for one run: two runs on one database would drop each other's tables.
 
     PostgreSQL: a session advisory lock, held on a connection of its own for the whole run.
     MySQL/MariaDB: a named lock (``GET_LOCK``), held the same way.
     SQLite: an exclusive lock on a file beside the database.
+    ``shared``: held with others that share it (the two service processes of ``bench
+    loadtest``'s web UI), never with an exclusive holder; MySQL has no shared named lock.
     """
     if target.kind == "sqlite":
         import fcntl
@@ -82,7 +84,7 @@ def exclusive(target: Target) -> Iterator[None]:
         path = Path(f"{target.sync_url.database}.asyncbench-lock")
         with open(path, "w") as fh:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fh, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise RunError(
                     f"another asyncbench run is using {target.display}; wait for it to end"
@@ -91,7 +93,8 @@ def exclusive(target: Target) -> Iterator[None]:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-                path.unlink(missing_ok=True)
+                if not shared:  # another sharer may still hold the file
+                    path.unlink(missing_ok=True)
         return
 
     from sqlalchemy import create_engine, func, select
@@ -100,6 +103,10 @@ def exclusive(target: Target) -> Iterator[None]:
         name = f"asyncbench:{target.sync_url.database}"
         take, release = func.get_lock(name, 0), func.release_lock(name)
         held_by = f"the named lock {name!r}"
+    elif shared:
+        take = func.pg_try_advisory_lock_shared(LOCK_KEY)
+        release = func.pg_advisory_unlock_shared(LOCK_KEY)
+        held_by = f"advisory lock {LOCK_KEY}"
     else:
         take, release = func.pg_try_advisory_lock(LOCK_KEY), func.pg_advisory_unlock(LOCK_KEY)
         held_by = f"advisory lock {LOCK_KEY}"

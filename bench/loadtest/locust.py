@@ -1,16 +1,16 @@
-"""Locust for a load test: its command lines, its processes (a master, and workers when
-distributed: ``started``), and the summary of a headless run (``summarise``).
+"""Locust for a load test: its command lines (the web UI, or one phase of a headless run: one
+user class), its processes (a master, and workers when distributed: ``started``), and the
+summary of one phase (``summarise_phase``).
 
-Headless runs write Locust's CSV files and HTML report into ``results/<run id>/``; the locustfile
-also records every request's response time in an HDR histogram per side, written by each Locust
-process as it quits, so the sync and async percentiles are merged exactly across workers rather
-than averaged from Locust's per-endpoint percentiles.
+A phase writes Locust's CSV files and log into its own folder; the locustfile also records, per
+side, every request that ends inside the phase's measured window (successes in an HDR histogram,
+failures counted by class), written by each Locust process as it quits, so percentiles are
+merged exactly across workers rather than averaged from Locust's per-endpoint percentiles.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import re
@@ -21,17 +21,29 @@ from pathlib import Path
 from typing import Any
 
 from bench.children import Child
-from bench.errors import RunError, UsageError
-from bench.histograms import merge_encoded
+from bench.errors import UsageError
+from bench.histograms import encode, merge_encoded
 from bench.net import free_port
 from bench.stats.summary import latency_summary
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "scenarios" / "locustfile.py"
 HDR_DIR_VARIABLE = "ASYNCBENCH_LOCUST_HDR_DIR"  # where the locustfile writes its histograms
+SETTLE_VARIABLE = "ASYNCBENCH_LOCUST_SETTLE_S"  # the measured window opens this long after spawning
+WINDOW_VARIABLE = "ASYNCBENCH_LOCUST_WINDOW_S"  # and lasts this long
+USER_CLASSES = {"sync": "SyncUser", "async": "AsyncUser"}
+HOST_VARIABLES = {"sync": "ASYNCBENCH_SYNC_HOST", "async": "ASYNCBENCH_ASYNC_HOST"}
 SIDES = ("sync", "async")
 RUN_TIME = re.compile(r"^(\d+h)?(\d+m)?(\d+s)?$")
 STOP_GRACE_S = 15.0  # how long Locust may take to write its reports after SIGINT
 WORKER_GRACE_S = 10.0  # how long a worker may outlive its master
+
+
+def seconds(text: str) -> float:
+    """A checked --run-time in seconds: "1m30s" -> 90."""
+    total = 0
+    for amount, unit in re.findall(r"(\d+)([hms])", text):
+        total += int(amount) * {"h": 3600, "m": 60, "s": 1}[unit]
+    return float(total)
 
 
 def check_run_time(text: str) -> str:
@@ -42,25 +54,43 @@ def check_run_time(text: str) -> str:
     return text
 
 
-def locust_command(args: Any, url: str, run_dir: Path | None, master_port: int) -> list[str]:
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", url]
+def locust_command(args: Any, url: str | None, run_dir: Path | None, master_port: int) -> list[str]:
+    """Locust's web UI (with a class picker) loading ``url``; without one, each user class
+    loads the host its environment variable names (``HOST_VARIABLES``)."""
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+    if url is not None:
+        cmd += ["--host", url]
     if args.tags:
         cmd += ["--tags", *args.tags.split(",")]
-    if args.headless:
-        assert run_dir is not None
-        cmd += [
-            "--headless", "-u", str(args.users), "-r", str(args.spawn_rate), "-t", args.run_time,
-            "--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html"),
-            "--only-summary", "--stop-timeout", "5", "--exit-code-on-error", "0",
-        ]  # fmt: skip
-    else:
-        cmd += ["--web-host", args.web_host, "--web-port", str(args.web_port), "--class-picker"]
+    cmd += ["--web-host", args.web_host, "--web-port", str(args.web_port), "--class-picker"]
     if args.workers:
         cmd += [
             "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
             "--expect-workers", str(args.workers),
         ]  # fmt: skip
     return cmd
+
+
+def phase_command(
+    args: Any, url: str, phase_dir: Path, side: str, users: int, limit_s: int, master_port: int
+) -> list[str]:
+    """One phase of a headless run: only ``side``'s user class, ``users`` of them, CSV files in
+    ``phase_dir``; ``limit_s`` is a safety net (the locustfile quits once its window closes)."""
+    cmd = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", url, "--headless",
+        "-u", str(users), "-r", str(args.spawn_rate), "-t", f"{limit_s}s",
+        "--csv", str(phase_dir / "locust"), "--html", str(phase_dir / "locust.html"),
+        "--only-summary", "--stop-timeout", "5",
+        "--exit-code-on-error", "0",
+    ]  # fmt: skip
+    if args.tags:
+        cmd += ["--tags", *args.tags.split(",")]
+    if args.workers:
+        cmd += [
+            "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
+            "--expect-workers", str(args.workers),
+        ]  # fmt: skip
+    return [*cmd, USER_CLASSES[side]]
 
 
 def worker_command(master_port: int) -> list[str]:
@@ -71,21 +101,38 @@ def worker_command(master_port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def started(args: Any, url: str, run_dir: Path | None) -> Iterator[Child]:
+def started(
+    args: Any,
+    url: str | None,
+    run_dir: Path | None,
+    phase: tuple[str, int, int] | None = None,
+    window: tuple[float, float] | None = None,
+    hosts: dict[str, str] | None = None,
+) -> Iterator[Child]:
     """Locust loading ``url``: its master (yielded; with --headless its output goes to
     ``run_dir/locust.log``) and ``args.workers`` workers. Workers still running once the block
-    ends are stopped; on the way out every process is stopped by its pid, workers first."""
+    ends are stopped; on the way out every process is stopped by its pid, workers first.
+    ``phase``: (side, users, time limit in s) of one phase of a headless run, measured in
+    ``window``: (settle, window) seconds. ``hosts``: per side, the service its user class loads
+    (with no ``url``: the web UI with a service process per side)."""
     env = dict(os.environ)
+    for side, host in (hosts or {}).items():
+        env[HOST_VARIABLES[side]] = host
     if run_dir is not None:
         env[HDR_DIR_VARIABLE] = str(run_dir.resolve())
+    if window is not None:
+        env[SETTLE_VARIABLE], env[WINDOW_VARIABLE] = (f"{window[0]:g}", f"{window[1]:g}")
     master_port = free_port()
+    if phase is not None and run_dir is not None and url is not None:
+        command = phase_command(args, url, run_dir, *phase, master_port)
+    else:
+        command = locust_command(args, url, run_dir, master_port)
     children: list[Child] = []
     with contextlib.ExitStack() as stack:
         log = stack.enter_context(open(run_dir / "locust.log", "wb")) if run_dir else None
         try:
             children.append(Child.start(
-                locust_command(args, url, run_dir, master_port), env=env, stdout=log,
-                stderr=subprocess.STDOUT if log else None,
+                command, env=env, stdout=log, stderr=subprocess.STDOUT if log else None,
             ))  # fmt: skip
             for _ in range(args.workers):
                 children.append(Child.start(
@@ -100,37 +147,42 @@ def started(args: Any, url: str, run_dir: Path | None) -> Iterator[Child]:
                 child.stop(STOP_GRACE_S)
 
 
-def summarise(run_dir: Path) -> dict[str, Any]:
-    """Sync against async from Locust's CSV (requests/s) and the merged HDR files (percentiles,
-    exact counts)."""
-    rates: dict[str, float] = dict.fromkeys(SIDES, 0.0)
-    stats_csv = run_dir / "locust_stats.csv"
-    if not stats_csv.exists():
-        raise RunError(f"Locust wrote no statistics ({stats_csv} is missing)")
-    with open(stats_csv, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            side = side_of(row.get("Name", ""))
-            if side:
-                rates[side] += float(row.get("Requests/s") or 0)
+def summarise_phase(phase_dir: Path) -> dict[str, Any]:
+    """What the Locust processes of one phase recorded inside the measured window (the files the
+    locustfile writes as each process quits): per side the requests that ended in the window, the
+    failed ones by class, and the successful ones' response times merged exactly across
+    processes; the window's length (from the earliest start to the latest end) and how many
+    processes reported."""
     encoded: dict[str, list[str]] = {side: [] for side in SIDES}
-    counts: dict[str, dict[str, int]] = {side: {"requests": 0, "failures": 0} for side in SIDES}
-    files = sorted(run_dir.glob("locust-hdr-*.json"))
+    counts: dict[str, dict[str, Any]] = {
+        side: {"requests": 0, "failures": 0, "failures_by_class": {}} for side in SIDES
+    }
+    starts: list[float] = []
+    ends: list[float] = []
+    files = sorted(phase_dir.glob("locust-hdr-*.json"))
     for path in files:
         data = json.loads(path.read_text(encoding="utf-8"))
+        window = data.get("window")
+        if window:
+            starts.append(float(window["start"]))
+            ends.append(float(window["end"]))
         for side in SIDES:
-            if side in data:
-                encoded[side].append(data[side]["hdr"])
-                counts[side]["requests"] += data[side]["requests"]
-                counts[side]["failures"] += data[side]["failures"]
-    summary: dict[str, Any] = {"processes_reporting": len(files)}
+            mine = data.get(side) or {}
+            if mine.get("hdr"):
+                encoded[side].append(mine["hdr"])
+            counts[side]["requests"] += int(mine.get("requests", 0))
+            counts[side]["failures"] += int(mine.get("failures", 0))
+            for kind, n in (mine.get("failures_by_class") or {}).items():
+                by_class = counts[side]["failures_by_class"]
+                by_class[kind] = by_class.get(kind, 0) + int(n)
+    summary: dict[str, Any] = {
+        "processes_reporting": len(files),
+        "window_s": max(max(ends) - min(starts), 0.0) if starts else 0.0,
+    }
     for side in SIDES:
-        latency = latency_summary(merge_encoded(encoded[side])) if encoded[side] else {}
-        summary[side] = {**counts[side], "requests_per_s": rates[side], "latency": latency}
+        merged = merge_encoded(encoded[side])
+        latency: dict[str, Any] = dict(latency_summary(merged))
+        if latency.get("count"):
+            latency["hdr"] = encode(merged)
+        summary[side] = {**counts[side], "latency": latency}
     return summary
-
-
-def side_of(name: str) -> str | None:
-    for side in SIDES:
-        if name.startswith(f"/{side}/") or name == f"/{side}":
-            return side
-    return None

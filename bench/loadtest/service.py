@@ -14,7 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from bench.children import Child
@@ -65,15 +65,37 @@ def service(args: Any) -> Iterator[str]:
         wait_healthy(url, None, limit=10)
         yield url
         return
+    with started(args, args.pool_size) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def started(
+    args: Any,
+    pool_size: int | None,
+    reset: bool = False,
+    log: IO[str] | None = None,
+    shared: bool = False,
+) -> Iterator[tuple[str, Child]]:
+    """A service started here on a free loopback port, with the settings of ``args`` and
+    ``pool_size`` (and, with ``reset``, its tables emptied first; with ``shared``, holding the
+    database with another service): its URL and its process, stopped by its pid on the way
+    out. Its stderr goes to ``log`` (default: ours)."""
     port = free_port()
     cmd = [sys.executable, "-m", "bench", "serve", "--port", str(port)]
-    for flag in ("dburl", "db", "sqlite_path", "pool_size", "max_overflow", "threads"):
+    if pool_size is not None:
+        cmd += ["--pool-size", str(pool_size)]
+    for flag in ("dburl", "db", "sqlite_path", "max_overflow", "threads"):
         value = getattr(args, flag, None)
         if value is not None:
             cmd += [f"--{flag.replace('_', '-')}", str(value)]
-    child = Child.start(cmd, stderr=subprocess.PIPE)
+    if reset:
+        cmd.append("--reset-tables")
+    if shared:
+        cmd.append("--shared-lock")
+    child = Child.start(cmd, stdout=subprocess.DEVNULL if log else None, stderr=subprocess.PIPE)
     held: list[str] = []
-    relay = threading.Thread(target=_relay_stderr, args=(child, held), daemon=True)
+    relay = threading.Thread(target=_relay_stderr, args=(child, held, log), daemon=True)
     relay.start()
     url = f"http://127.0.0.1:{port}"
     try:
@@ -91,25 +113,36 @@ def service(args: Any) -> Iterator[str]:
         child.stop(STOP_GRACE_S)
         raise
     try:
-        yield url
+        yield url, child
     finally:
         child.stop(STOP_GRACE_S)
         relay.join(timeout=5)
         for line in held:
-            print(line, file=sys.stderr, flush=True)
+            print(line, file=log or sys.stderr, flush=True)
 
 
-def _relay_stderr(child: Child, held: list[str]) -> None:
-    """Copy the service's stderr to ours as it comes, except its own last words (``bench:
-    error: ...``), held back so that a service that cannot start ends in one line, not two."""
+def answers(url: str) -> bool:
+    """Whether the service at ``url`` answers ``/health`` now."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _relay_stderr(child: Child, held: list[str], log: IO[str] | None = None) -> None:
+    """Copy the service's stderr to ``log`` (default: ours) as it comes, except its own last
+    words (``bench: error: ...``), held back so that a service that cannot start ends in one
+    line, not two."""
     assert child.proc.stderr is not None
+    out = log or sys.stderr
     for raw in child.proc.stderr:
         line = raw.decode("utf-8", "replace")
         if line.startswith("bench: "):
             held.append(line.strip())
         else:
-            sys.stderr.write(line)
-            sys.stderr.flush()
+            out.write(line)
+            out.flush()
 
 
 def service_info(url: str) -> dict[str, Any]:

@@ -143,8 +143,9 @@ def summary_table(rows: Sequence[Mapping[str, Any]], title: str) -> Table:
     return table
 
 
-def ratio_table(rows: Sequence[Mapping[str, Any]], rounds: int) -> Table:
-    """Paired ratios with their 95% intervals and the verdict in plain words, per pool size."""
+def ratio_table(rows: Sequence[Mapping[str, Any]], rounds: int, users: bool = False) -> Table:
+    """Paired ratios with their 95% intervals and the verdict in plain words, per pool size
+    (and, with ``users``, per user count of a load test)."""
     below, above = _arms(rows)
     table = new_table(
         f"{above}/{below} over {rounds} round(s): paired ratio [95% interval]",
@@ -153,14 +154,16 @@ def ratio_table(rows: Sequence[Mapping[str, Any]], rounds: int) -> Table:
         "(with the rounds that would decide); no verdict under 3 rounds. Throughput above 1 and "
         f"latency below 1 favour {above}",
     )
-    for name in ("pool", "rounds", "throughput", "p50 latency", "p99 latency"):
+    names = ("pool", "users") if users else ("pool",)
+    for name in (*names, "rounds", "throughput", "p50 latency", "p99 latency"):
         table.add_column(name, justify="right", no_wrap=True)
     by = rows[0].get("verdict_by", "throughput") if rows else "throughput"
-    table.add_column(f"verdict (by {by})", no_wrap=True)
+    table.add_column(f"verdict (by {'requests/s' if users else by})", no_wrap=True)
     for row in rows:
         ratios = row["ratios"]
         table.add_row(
             str(row["pool_size"]),
+            *((str(row["concurrency"]),) if users else ()),
             str(row["rounds"]),
             fmt_interval(ratios.get("ops_s")),
             fmt_interval(ratios.get("p50_us")),
@@ -252,23 +255,40 @@ def compare_budget_table(budget: Mapping[str, Any]) -> Table:
     return table
 
 
-def loadtest_table(summary: Mapping[str, Any], args: Any) -> Table:
+def loadtest_table(document: Mapping[str, Any]) -> Table:
+    """Every phase of a headless load test, in the order they ran: its figures in its measured
+    window, its status and, when it failed, why."""
+    config = document.get("config") or {}
     table = new_table(
-        f"HTTP load: {args.users} users, spawn rate {args.spawn_rate:g}/s, {args.run_time}"
-        + (f", {args.workers} Locust workers" if args.workers else ""),
-        "latency: response time seen by Locust, ms (all workers' histograms merged)",
+        f"HTTP load in phases: {config.get('rounds')} round(s), each side alone against a "
+        f"service process of its own; {config.get('run_time')} measured per phase after "
+        f"spawning ({config.get('spawn_rate', 0):g} users/s) and {config.get('settle_s', 0):g} s "
+        "to settle" + (f", {config['workers']} Locust workers" if config.get("workers") else ""),
+        "req/s: successful requests ended in the window / its length; latency: their response "
+        "time seen by Locust, ms; failed requests are counted by class, never in the latency",
     )
-    for name in ("endpoints", "requests", "req/s", "p50", "p95", "p99", "max", "failures"):
-        table.add_column(name, justify="left" if name == "endpoints" else "right")
-    for side in ("sync", "async"):
-        row = summary[side]
-        latency = row["latency"]
+    for name in ("round", "side", "pool", "users", "pid", "window s", "requests", "req/s",
+                 "p50", "p99", "failures", "status"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("side", "status") else "right")
+    for phase in document.get("phases") or []:
+        latency = phase.get("latency") or {}
+        failures = ", ".join(f"{k} x{v}" for k, v in (phase.get("failures_by_class") or {}).items())
+        status = phase.get("status", "?")
+        if phase.get("reason") and status != "ok":
+            status = f"{status}: {phase['reason']}"
         table.add_row(
-            f"/{side}",
-            f"{row['requests']:,}",
-            f"{row['requests_per_s']:,.1f}",
-            *(fmt_ms(latency.get(k)) for k in ("p50_us", "p95_us", "p99_us", "max_us")),
-            f"{row['failures']:,}",
+            str(phase["round"] + 1),
+            str(phase["side"]),
+            str(phase["pool_size"]),
+            str(phase["users"]),
+            str(phase.get("service_pid") or "-"),
+            f"{phase.get('window_s', 0):.1f}",
+            f"{phase.get('requests', 0):,}",
+            f"{phase.get('requests_per_s', 0):,.1f}",
+            fmt_ms(latency.get("p50_us")),
+            fmt_ms(latency.get("p99_us")),
+            failures or "0",
+            status,
         )
     return table
 

@@ -26,8 +26,8 @@ def verdict_items(analysis: Analysis) -> tuple[str, list[tuple[str, str | None]]
     """:func:`verdict_lines` with each pool size's verdict and cause apart: (verdict, cause or
     None), for a page that shows the cause under its verdict."""
     document = analysis.document
-    if document.get("loadtest") and not document["cells"]:
-        return loadtest_verdict(document["loadtest"]), []
+    if document.get("kind") == "loadtest" or (document.get("loadtest") and not document["cells"]):
+        return loadtest_verdict(document)
     rows = analysis.summary
     below, above = analysis.arms
     lines = [(_line(row, below, above), cause(row)) for row in rows]
@@ -68,11 +68,14 @@ def cause(row: Mapping[str, Any]) -> str | None:
     return str(text) if text else None
 
 
-def _line(row: Mapping[str, Any], below: str, above: str) -> str:
+def _line(row: Mapping[str, Any], below: str, above: str, users: bool = False) -> str:
     """One pool size: the ratio of the verdict's figure with its interval and rounds, the
-    verdict in words."""
+    verdict in words (``users``: a load test's row, whose figure is requests/s)."""
     ratios = row.get("ratios") or {}
-    where = f"At pool {row['pool_size']} ({_workers(row['concurrency'])})"
+    if users:
+        where = f"At pool {row['pool_size']} with {row['concurrency']} users"
+    else:
+        where = f"At pool {row['pool_size']} ({_workers(row['concurrency'])})"
     verdict = row["verdict"]["text"]
     if row.get("verdict_by") == "p99 latency":
         p99 = ratios.get("p99_us")
@@ -85,8 +88,9 @@ def _line(row: Mapping[str, Any], below: str, above: str) -> str:
     ops = ratios.get("ops_s")
     if not ops:
         return f"{where}: not enough completed cells to compare."
+    figure = "requests/s" if users else "throughput"
     sentence = (
-        f"{where}, {above} reaches {ops['point']:.2f}\u00d7 {below} throughput{_interval(ops, row)}"
+        f"{where}, {above} reaches {ops['point']:.2f}\u00d7 {below} {figure}{_interval(ops, row)}"
     )
     if ratios.get("p99_us"):
         sentence += f", p99 latency {_pct(ratios['p99_us']['point'])}"
@@ -102,14 +106,56 @@ def _interval(interval: Mapping[str, Any], row: Mapping[str, Any]) -> str:
     )
 
 
-def loadtest_verdict(summary: Mapping[str, Any]) -> str:
-    """One sentence on a load test: requests per second and p99 of each side, failures."""
+def loadtest_verdict(document: Mapping[str, Any]) -> tuple[str, list[tuple[str, str | None]]]:
+    """A load test's verdict: a headline and one sentence per (pool size, users), from its
+    phases' summary rows (version 4), or one sentence on an older single run of both sides."""
+    if not document.get("phases") and document.get("loadtest"):
+        return _old_loadtest_verdict(document["loadtest"]), []
+    rows = document.get("summary") or []
+    phases = document.get("phases") or []
+    failed = [p for p in phases if p.get("status") == "failed"]
+    counts = Counter(row["verdict"]["kind"] for row in rows)
+    rounds = sorted({row["rounds"] for row in rows})
+    span = f"{rounds[0]}" if len(rounds) == 1 else f"{rounds[0]}-{rounds[-1]}" if rounds else "0"
+    judged = len(rows) - counts["too few"]
+    if not rows:
+        headline = "The load test has no complete phase to compare."
+    elif not judged:
+        headline = (
+            f"{span} round(s) per pool size and user count: too few for a verdict, which needs "
+            f"{MIN_VERDICT_ROUNDS} or more paired rounds (run with --rounds 5)."
+        )
+    else:
+        headline = (
+            f"Under HTTP load, each side alone against a service of its own, the async "
+            f"endpoints served more requests/s than the sync ones at {counts['faster']} of "
+            f"{len(rows)} (pool size, users), fewer at {counts['slower']}, equivalent within "
+            f"±{DEFAULT_DELTA * 100:g}% at {counts['equivalent']} and inconclusive at "
+            f"{counts['inconclusive']} ({span} paired rounds)."
+        )
+        if counts["too few"]:
+            headline += f" {counts['too few']} had too few rounds for a verdict."
+    if failed:
+        headline += (
+            f" {len(failed)} of {len(phases)} phases failed and enter no verdict: "
+            + "; ".join(f"round {p['round'] + 1} {p['side']}: {p.get('reason')}" for p in failed)
+            + "."
+        )
+    if document.get("status") == "interrupted":
+        headline += " The run was interrupted: only its completed phases count."
+    return headline, [(_line(row, "sync", "async", users=True), None) for row in rows]
+
+
+def _old_loadtest_verdict(summary: Mapping[str, Any]) -> str:
+    """One sentence on a load test before version 4: requests per second and p99 of each side
+    in one run against one service process, failures."""
     sync, asyn = summary.get("sync") or {}, summary.get("async") or {}
     if not sync.get("requests_per_s") or not asyn.get("requests_per_s"):
         return "The load test has no requests on one of the two sides."
     ratio = asyn["requests_per_s"] / sync["requests_per_s"]
     text = (
-        f"Under HTTP load the async endpoints served {asyn['requests_per_s']:,.1f} requests/s "
+        f"Under HTTP load (both sides at once against one service process, one run: no "
+        f"interval) the async endpoints served {asyn['requests_per_s']:,.1f} requests/s "
         f"against {sync['requests_per_s']:,.1f} for the sync ones ({ratio:.2f}\u00d7)"
     )
     p99s, p99a = (

@@ -14,11 +14,12 @@ from bench.results.schema import (
     Environment,
     LoadtestConfig,
     LoadtestDocument,
-    LoadtestSummary,
+    LoadtestPhase,
     RunConfig,
     RunDocument,
     SelfcheckDocument,
     Status,
+    SummaryRow,
 )
 
 
@@ -42,10 +43,11 @@ def new_loadtest(
     status: Status,
     environment: Environment,
     config: LoadtestConfig,
-    summary: LoadtestSummary,
+    phases: Sequence[LoadtestPhase],
+    summary: Sequence[SummaryRow],
     wall_s: float,
 ) -> LoadtestDocument:
-    """A finished (or interrupted) headless load test."""
+    """A finished (or failed, or interrupted) headless load test: its phases and verdicts."""
     return {
         "schema_version": SCHEMA_VERSION,
         "kind": "loadtest",
@@ -54,7 +56,8 @@ def new_loadtest(
         "environment": environment,
         "config": config,
         "cells": [],
-        "loadtest": summary,
+        "phases": list(phases),
+        "summary": list(summary),
         "wall_s": wall_s,
     }
 

@@ -43,5 +43,16 @@ HISTORY: dict[int, str] = {
     "target. `client.peak_rss_mb` is the cell process's own high-water mark (`VmHWM`), no "
     "longer `ru_maxrss`, which carried a large parent's size across `exec`. A version 3 "
     "document is unchanged: its cells have no budget (it was not measured), and readers say "
-    "so.",
+    "so. A `loadtest` document (`bench loadtest --headless`) is made of phases in rounds: "
+    "each phase loads one side alone (only `SyncUser` or only `AsyncUser`) at one pool size "
+    "and user count against a service process of its own, measured only in its window (after "
+    "every user has spawned and a settle time). `phases` lists them (round, position, side, "
+    "pool size, users, service pid, window seconds, requests, failures and failures by class, "
+    "requests/s, latency of the successful requests with its HDR histogram, status `ok` / "
+    "`failed` / `interrupted` and the reason); `summary` holds `bench run`'s summary rows over "
+    "the ok phases (`concurrency` is the user count): paired ratios of requests/s, p50 and "
+    "p99 with 95% intervals and the verdict. The config gains `pool_sizes`, `rounds`, "
+    "`window_s`, `settle_s`, `threads`, `max_overflow`; `users` becomes a list and "
+    "`run_time` each phase's window. The `loadtest` summary (both sides in one process, one "
+    "run) is gone; a version 3 load test keeps it, with empty `phases` and `summary`.",
 }

@@ -69,22 +69,46 @@ def check_port_free(host: str, port: int) -> None:
 
 @contextlib.contextmanager
 def migrated_database(
-    dburl: str | None, db: str | None, sqlite_path: str | None
+    dburl: str | None,
+    db: str | None,
+    sqlite_path: str | None,
+    reset: bool = False,
+    shared: bool = False,
 ) -> Iterator[Target]:
     """The database that ``--dburl``, ``--db`` and ``--sqlite-path`` name (or, without them, the
-    environment): reachable, held by this process alone, migrated."""
+    environment): reachable, held by this process alone, migrated; with ``reset``, the service's
+    tables emptied too (each phase of ``bench loadtest --headless`` starts from empty tables);
+    with ``shared``, held with other services that share it (``bench loadtest``'s web UI runs
+    a service process per side on one database), never with a run."""
     from bench.db import ladder, server
     from bench.service.migrations import upgrade
 
     with ladder.resolve(dburl, db, sqlite_path) as where:
         server.probe(where)
-        with server.exclusive(where):
+        with server.exclusive(where, shared=shared):
             try:
                 upgrade(where.urls_with_password()[0])
+                if reset:
+                    empty_tables(where.urls_with_password()[0])
             except Exception as exc:
                 reason = one_line(getattr(exc, "orig", None) or exc)
                 raise RunError(f"cannot migrate {where.display}: {reason}") from None
             yield where
+
+
+def empty_tables(database_url: str) -> None:
+    """Delete every row of the service's tables (children first), after the migrations."""
+    from sqlalchemy import create_engine, delete
+
+    from bench.models import Base
+
+    engine = create_engine(database_url)  # the sync URL
+    try:
+        with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(delete(table))
+    finally:
+        engine.dispose()
 
 
 def _service_env(where: Target, pool_size: int, max_overflow: int, threads: int) -> dict[str, str]:
