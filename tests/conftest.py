@@ -126,6 +126,24 @@ def server_now(url: str) -> datetime:
         engine.dispose()
 
 
+TEST_RUN = "ASYNCBENCH_TEST_RUN"  # tags the processes one test starts, by its folder
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Processes started for the test whose folder is ``folder`` that are still running (zombies
+    aside): every process inherits the ``TEST_RUN`` tag from the command the test ran, so tests
+    running side by side (``pytest -n 2``) do not see each other's processes. Processes of
+    another user (the embedded PostgreSQL's) cannot be read and are not counted."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "environ", "status"]):
+        env = proc.info["environ"] or {}
+        if env.get(TEST_RUN) == str(folder) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(f"{proc.pid} {' '.join(proc.info['cmdline'] or [])}")
+    return found
+
+
 def run_bench(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 240
 ) -> subprocess.CompletedProcess[str]:
@@ -146,6 +164,7 @@ def run_bench(
         if not named:
             args = (*args, "--rounds", "1")
     full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    full_env[TEST_RUN] = str(cwd)  # every process it starts inherits this: see leftovers()
     full_env.update(env or {})
     full_env.setdefault("COLUMNS", "150")
     full_env.setdefault("ASYNCBENCH_STRICT_WARNINGS", "1")  # a SQLAlchemy warning fails a cell

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from bench.cli.main import build_parser
+from tests.conftest import TEST_RUN, leftovers
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +61,7 @@ def test_headless_run_loads_both_sides(bench: Any, tmp_path: Path, pg_url: str) 
     assert "Load test: sync against async endpoints" in page.read_text()
     # every process started was stopped
     assert _processes_with(str(run_dir)) == []
-    assert _processes_with("bench serve --port") == []
+    assert leftovers(tmp_path) == []
 
 
 @pytest.mark.slow
@@ -152,6 +153,7 @@ def test_web_ui_gives_each_side_a_service_of_its_own(tmp_path: Path, pg_url: str
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env[TEST_RUN] = str(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench", "loadtest", "--dburl", pg_url, "--web-port", str(port)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -198,7 +200,7 @@ def test_web_ui_gives_each_side_a_service_of_its_own(tmp_path: Path, pg_url: str
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert _processes_with("bench serve --port") == []
+    assert leftovers(tmp_path) == []
     assert _processes_with(f"--web-port {port}") == []
 
 

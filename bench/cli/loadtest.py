@@ -163,7 +163,7 @@ def _one_database(args: argparse.Namespace) -> Iterator[None]:
     A database named by the user is left to the services, which find it the same way."""
     from bench.db import ladder
 
-    if args.host is not None or args.db == "sqlite" or args.dburl:
+    if args.host is not None or args.db == "sqlite" or args.dburl is not None:
         yield
         return
     with ladder.resolve(None, args.db, None) as where:
