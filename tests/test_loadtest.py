@@ -104,7 +104,9 @@ def test_compose_file_is_coherent() -> None:
     """No container engine runs here: check the file's structure instead."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"db", "migrate", "api", "locust-master", "locust-worker", "bench"}
+    assert set(services) == {
+        "db", "migrate", "api-sync", "api-async", "locust-master", "locust-worker", "bench"
+    }  # fmt: skip
     for name, service in services.items():
         for dependency in service.get("depends_on") or []:
             assert dependency in services, (name, dependency)
@@ -114,11 +116,26 @@ def test_compose_file_is_coherent() -> None:
     assert db["image"].startswith("postgres:16")
     assert "pg_isready" in " ".join(db["healthcheck"]["test"])
     assert any(v.endswith(":/var/lib/postgresql/data") for v in db["volumes"])
-    assert services["api"]["depends_on"]["db"]["condition"] == "service_healthy"
-    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    for api in ("api-sync", "api-async"):  # a service per side, sharing the database
+        assert services[api]["depends_on"]["db"]["condition"] == "service_healthy"
+        migrate = services[api]["depends_on"]["migrate"]["condition"]
+        assert migrate == "service_completed_successfully"
+        assert "--shared-lock" in services[api]["command"]
+        assert services[api]["healthcheck"]["test"]
+    for name in ("locust-master", "locust-worker"):  # each user class loads its own service
+        assert services[name]["environment"] == {
+            "ASYNCBENCH_SYNC_HOST": "http://api-sync:8000",
+            "ASYNCBENCH_ASYNC_HOST": "http://api-async:8000",
+        }
+    assert set(services["locust-master"]["depends_on"]) == {"api-sync", "api-async"}
     assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
-    for name, port in (("db", 5432), ("api", 8000), ("locust-master", 8089)):
-        assert services[name]["ports"] == [f"127.0.0.1:{port}:{port}"], name
+    for name, port, inside in (
+        ("db", 5432, 5432),
+        ("api-sync", 8000, 8000),
+        ("api-async", 8001, 8000),
+        ("locust-master", 8089, 8089),
+    ):
+        assert services[name]["ports"] == [f"127.0.0.1:{port}:{inside}"], name  # fmt: skip
     assert "--master" in services["locust-master"]["command"]
     assert "--worker" in services["locust-worker"]["command"]
     assert "ports" not in services["locust-worker"]  # so --scale locust-worker=4 works
