@@ -153,6 +153,41 @@ def test_a_killed_service_fails_its_phase_alone(tmp_path: Path, pg_url: str) -> 
     _assert_nothing_left(document)
 
 
+def _locust_workers(tmp_path: Path) -> list[int]:
+    """The Locust worker processes this test started (tagged by its folder)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "environ"]):
+        env, args = proc.info["environ"] or {}, proc.info["cmdline"] or []
+        if env.get(TEST_RUN) == str(tmp_path) and "--worker" in args:
+            found.append(proc.pid)
+    return found
+
+
+@pytest.mark.slow
+def test_a_killed_locust_worker_fails_its_phase_alone(tmp_path: Path, pg_url: str) -> None:
+    proc = _start(tmp_path, pg_url, "--rounds", "1", "--workers", "2")
+    assert proc.stderr is not None
+    seen: list[str] = []
+    _wait_for_phase(proc.stderr, 1, seen)
+    time.sleep(4.0)  # spawned, settled, inside the window
+    workers = _locust_workers(tmp_path)
+    assert len(workers) == 2, workers
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    err = "".join(seen) + err
+    assert proc.returncode == 1, err + out
+    assert "Traceback" not in err
+    document = _document(tmp_path)
+    first, second = document["phases"]
+    assert first["status"] == "failed", first
+    assert "report" in first["reason"] or "worker" in first["reason"], first["reason"]
+    assert second["status"] == "ok" and second["processes_reporting"] == 2  # the run went on
+    assert document["summary"][0]["rounds"] == 0  # a failed phase enters no verdict
+    _assert_nothing_left(document)
+
+
 @pytest.mark.slow
 def test_ctrl_c_keeps_the_completed_phases(tmp_path: Path, pg_url: str) -> None:
     proc = _start(tmp_path, pg_url, "--rounds", "2")
