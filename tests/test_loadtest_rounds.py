@@ -250,3 +250,30 @@ def test_failed_phases_enter_no_verdict() -> None:
     assert row["verdict"]["kind"] == "faster"
     assert abs(row["ratios"]["ops_s"]["point"] - 1.3) < 1e-9  # the failed round left out
     assert row["sides"]["sync"]["errors"] == {}  # a failed phase's failures stay with it
+
+
+def test_compare_reads_two_load_tests_phase_by_phase(bench: Any, tmp_path: Path) -> None:
+    """Two load tests compare as two runs do: each side at each pool size and user count, round
+    by round; a halved async side is a regression; a run and a load test, or a load test from
+    before phases, are refused in one line."""
+    fixtures = Path(__file__).parent / "fixtures"
+    a = fixtures / "v4" / "loadtest.json"
+    document = json.loads(a.read_text())
+    for phase in document["phases"]:
+        if phase["side"] == "async":
+            phase["requests_per_s"] /= 2
+    halved = tmp_path / "halved.json"
+    halved.write_text(json.dumps(document))
+    same = bench("compare", str(a), str(a), "--fail-on", "throughput:25%")
+    assert same.returncode == 0, same.stderr
+    assert "no regression beyond throughput:25%" in same.stdout
+    assert "sync" in same.stdout and "async" in same.stdout
+    worse = bench("compare", str(a), str(halved), "--fail-on", "throughput:25%")
+    assert worse.returncode == 1, worse.stdout + worse.stderr
+    lines = [line for line in worse.stderr.splitlines() if line.startswith("regression:")]
+    assert len(lines) == 1 and lines[0].startswith("regression: async pool="), lines
+    mixed = bench("compare", str(a), str(fixtures / "v4" / "run.json"))
+    assert mixed.returncode == 2 and "not one of each" in mixed.stderr
+    assert len(mixed.stderr.strip().splitlines()) == 1
+    old = bench("compare", str(fixtures / "v3" / "loadtest.json"), str(a))
+    assert old.returncode == 2 and "recorded before phases" in old.stderr

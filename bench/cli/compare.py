@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from bench.cli.options import Subcommands
 from bench.errors import EXIT_RUNTIME, UsageError
@@ -42,12 +43,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     rules = [comparison.parse_rule(text) for text in args.fail_on]
     a = results.load(Path(args.a))
     b = results.load(Path(args.b))
-    for path, loaded in ((args.a, a), (args.b, b)):
-        if loaded.get("kind") == "loadtest":
-            raise UsageError(
-                f"{path} is a load test: bench compare compares runs of bench run (a load "
-                "test's own verdicts are in its report: bench report)"
-            )
+    a, b = _comparable(args.a, a, args.b, b)
     rows = comparison.changes(a, b)
     gates = comparison.gates(rows, rules)
     found = comparison.regressions(rows, gates)
@@ -64,3 +60,28 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if rules:
         console.out.print(f"no regression beyond {', '.join(str(r) for r in rules)}")
     return 0
+
+
+def _comparable(
+    path_a: str, a: dict[str, Any], path_b: str, b: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two runs of ``bench run``, or two load tests whose phases stand in for cells (each side at
+    each pool size and user count, round by round); anything else is refused in one line."""
+    kinds = [d.get("kind") for d in (a, b)]
+    if "loadtest" not in kinds:
+        return a, b
+    if kinds != ["loadtest", "loadtest"]:
+        raise UsageError(
+            "bench compare compares two runs of bench run or two load tests, not one of each"
+        )
+    from bench.loadtest.phases import as_cells
+
+    shaped = []
+    for path, document in ((path_a, a), (path_b, b)):
+        if not document.get("phases"):
+            raise UsageError(
+                f"{path} is a load test recorded before phases (both sides in one process, one "
+                "run): it has no rounds to compare"
+            )
+        shaped.append({**document, "cells": as_cells(document["phases"])})
+    return shaped[0], shaped[1]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,13 +174,20 @@ def summary(phases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     p50 and p99 with their 95% intervals, and the verdict, exactly as ``bench run`` computes
     them (:func:`bench.stats.summary.summary_rows`; users stand where ``bench run`` has
     workers). Only phases with status "ok" count."""
-    cells = [
+    return summary_rows(as_cells(phases))
+
+
+def as_cells(phases: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The phases in the shape of ``bench run``'s cells (users where it has workers, the round
+    as the trial), so its summary and ``bench compare`` read them as they read cells."""
+    return [
         {
             "cell": {
                 "mode": p["side"],
                 "arm": p["side"],
                 "pool_size": p["pool_size"],
                 "concurrency": p["users"],
+                "trial": p["round"],
             },
             "status": p["status"],
             "pair": {"round": p["round"]},
@@ -190,7 +197,6 @@ def summary(phases: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         }
         for p in phases
     ]
-    return summary_rows(cells)
 
 
 def say_phase(total: int) -> Any:

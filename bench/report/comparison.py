@@ -312,6 +312,13 @@ def budget_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]
     each run's time budget pooled over its rounds (the mean per operation of all their
     operations), and per figure the change B - A in its unit and in %. ``rows`` is empty and
     ``note`` says why when a run has no budget."""
+    if a.get("kind") == "loadtest" or b.get("kind") == "loadtest":
+        return {
+            "rows": [],
+            "columns": [],
+            "note": "time budget: a load test has none (Locust times requests, not their parts)",
+            "server": None,
+        }
     missing = [
         f"{name} ({doc.get('run_id')})"
         for name, doc in (("A", a), ("B", b))
