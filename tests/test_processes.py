@@ -86,9 +86,10 @@ def test_a_child_is_interrupted_then_killed() -> None:
     """``stop``: SIGINT first, which a Python child obeys; one that ignores it is killed once the
     grace period is over. Its exit code says how it died."""
     ready = "import signal, time; {}; print('ready', flush=True); time.sleep(60)"
-    polite = Child.start(
-        [sys.executable, "-c", ready.format("pass")], stdout=subprocess.PIPE, text=True
-    )
+    # Python leaves SIGINT ignored when it starts ignored: say so, whatever the test process
+    # that starts the child left behind (twice under -n 2 the polite child ignored it)
+    polite_code = ready.format("signal.signal(signal.SIGINT, signal.default_int_handler)")
+    polite = Child.start([sys.executable, "-c", polite_code], stdout=subprocess.PIPE, text=True)
     stubborn = Child.start(
         [sys.executable, "-c", ready.format("signal.signal(signal.SIGINT, signal.SIG_IGN)")],
         stdout=subprocess.PIPE,
