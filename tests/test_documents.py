@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -142,3 +143,36 @@ def test_bench_compare_reads_every_version(bench: Bench, tmp_path: Path, version
     written: dict[str, Any] = json.loads((folder / "comparison.json").read_text())
     assert written["kind"] == "comparison" and written["schema_version"] == schema.SCHEMA_VERSION
     assert written["rows"], "no cell compared"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('"throughput": NaN', "holds NaN, which no measurement is"),
+        ('"throughput": Infinity', "holds Infinity, which no measurement is"),
+        ('"throughput": -Infinity', "holds -Infinity, which no measurement is"),
+    ],
+)
+def test_nan_and_infinity_are_refused_in_one_line(
+    bench: Bench, tmp_path: Path, text: str, message: str
+) -> None:
+    """Python's JSON reader takes NaN and Infinity; a gate comparing with them passed every
+    rule. A document holding one is refused before any figure is read."""
+    good = fixture(schema.SCHEMA_VERSION, "run")
+    bad = tmp_path / "bad.json"
+    bad.write_text(re.sub(r'"throughput": [0-9.e+-]+', text, good.read_text(), count=1))
+    for args in (("compare", str(good), str(bad), "--fail-on", "throughput:5%"),
+                 ("report", str(bad))):  # fmt: skip
+        proc = bench(*args)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in proc.stderr
+
+
+def test_a_deeply_nested_document_is_refused_in_one_line(bench: Bench, tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    for args in (("report", str(deep)), ("compare", str(deep), str(deep))):
+        proc = bench(*args)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "nested too deeply" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -54,7 +54,7 @@ def read(path: Path, strict: bool = True) -> dict[str, Any] | None:
     """
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
         return None
     if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
         return None

@@ -79,6 +79,15 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+class NotAMeasurement(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity`` in a document: Python's JSON reader takes them,
+    and a comparison with them passes every gate."""
+
+
+def _no_constant(name: str) -> Any:
+    raise NotAMeasurement(name)
+
+
 def read_json(path: Path) -> dict[str, Any]:
     """The JSON object in ``path`` (a run folder means its results file), refused in one line
     when it cannot be read, is not JSON or is not an asyncbench document of a known version;
@@ -86,7 +95,7 @@ def read_json(path: Path) -> dict[str, Any]:
     if path.is_dir():
         path = path / RESULTS_FILE
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except FileNotFoundError:
         raise UsageError(f"results file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -95,6 +104,12 @@ def read_json(path: Path) -> dict[str, Any]:
         raise UsageError(
             f"{path} is not valid JSON (truncated?): {exc.msg} at line {exc.lineno}"
         ) from None
+    except NotAMeasurement as exc:
+        raise UsageError(
+            f"{path} holds {exc}, which no measurement is (asyncbench never writes it): refused"
+        ) from None
+    except RecursionError:
+        raise UsageError(f"{path} is nested too deeply to be an asyncbench document") from None
     if not isinstance(document, dict) or "schema_version" not in document:
         raise UsageError(f"{path} is not an asyncbench results file (no schema_version)")
     try:
