@@ -59,18 +59,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.results.describe import PROFILE_LAYERS
+
 PROFILER = "yappi"
 
-# layer key -> what the report calls it, in the order tables show them
-LAYERS: dict[str, str] = {
-    "orm": "ORM",
-    "core": "Core and SQL compilation",
-    "greenlet": "greenlet bridge",
-    "driver": "driver",
-    "asyncio": "asyncio or threads",
-    "harness": "harness",
-    "other": "other",
-}
+LAYERS = PROFILE_LAYERS  # layer key -> what the report calls it, in table order
 
 # the drivers, with their C and Cython halves
 DRIVERS = (

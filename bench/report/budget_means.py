@@ -164,3 +164,15 @@ def by_operation(cells: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, floa
         }
         for kind, s in sums.items()
     }
+
+
+def budget_value(key: str, value: float | None) -> str:
+    """One budget figure as the tables show it: µs with thousands separated, counts per
+    operation with two decimals, a share of a core in %; - when unknown."""
+    if value is None:
+        return "-"
+    if key == "cpu_share":
+        return f"{value:.0%}"
+    if key in ("statements", "rows"):
+        return f"{value:.2f}"
+    return f"{value:,.0f}"

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from bench.report.budget_means import budget_value
 from bench.report.console import new_table
 
 COLUMNS = (
@@ -62,19 +63,9 @@ def budget_table(rows: Sequence[Mapping[str, Any]], cells: Sequence[Mapping[str,
         if not budget:
             continue
         for arm, side in budget["sides"].items():
-            values = [_cell(key, side.get(key)) for _, key in COLUMNS]
+            values = [budget_value(key, side.get(key)) for _, key in COLUMNS]
             table.add_row(str(row["pool_size"]), arm, *values)
     return table
-
-
-def _cell(key: str, value: float | None) -> str:
-    if value is None:
-        return "-"
-    if key == "cpu_share":
-        return f"{value:.0%}"
-    if key in ("statements", "rows"):
-        return f"{value:.2f}"
-    return f"{value:,.0f}"
 
 
 def cause_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -2,9 +2,8 @@
 column per profiled cell (``sync@1``, ``async@1``, ``sync@P``, ``async@P``), in µs of client CPU
 per operation, with the total, the CPU the profiled window measured and the profiler's overhead.
 
-Pure functions of the run document, shared by the console and the HTML report. The layer names
-are :data:`bench.measure.profile.LAYERS`' (repeated here: the report does not import the cell's
-modules).
+Pure functions of the run document, shared by the console and the HTML report. The layers are
+:data:`bench.results.describe.PROFILE_LAYERS`, the vocabulary the profiled cell writes.
 """
 
 from __future__ import annotations
@@ -12,16 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypedDict
 
-# layer key -> label, in the order the rows show them (as bench.measure.profile.LAYERS)
-LAYER_LABELS: dict[str, str] = {
-    "orm": "ORM",
-    "core": "Core and SQL compilation",
-    "greenlet": "greenlet bridge",
-    "driver": "driver",
-    "asyncio": "asyncio or threads",
-    "harness": "harness",
-    "other": "other",
-}
+from bench.results.describe import PROFILE_LAYERS
+
+LAYER_LABELS = PROFILE_LAYERS  # layer key -> label, in the order the rows show them
 
 NOTE = (
     "these cells were profiled separately, after the measured rounds, and are not in the "

@@ -32,3 +32,16 @@ def setup_line(config: Mapping[str, Any]) -> str:
     if options:
         parts.append("options " + " ".join(f"{k}={v}" for k, v in options.items()))
     return " | ".join(parts)
+
+
+# bench run --profile: the layers a client's CPU is attributed to (a profile entry's "layers"
+# keys), with what tables call them, in the order they show them
+PROFILE_LAYERS: dict[str, str] = {
+    "orm": "ORM",
+    "core": "Core and SQL compilation",
+    "greenlet": "greenlet bridge",
+    "driver": "driver",
+    "asyncio": "asyncio or threads",
+    "harness": "harness",
+    "other": "other",
+}
