@@ -18,6 +18,17 @@ SIGKILL. Waits stay interruptible by Ctrl-C.
   is raised again.
 - ``died_how(returncode)``: "exited with code 1", "killed by signal SIGKILL".
 - ``last_line(text)``: the last non-blank line of a child's output, scrubbed of secrets.
+
+Nothing outlives its run:
+
+- ``die_with_parent(parent)``: called first thing by a child of ours (the fork server, a cell,
+  a ``--processes`` part, a service): the kernel kills it (SIGKILL) the moment its parent dies,
+  whatever killed the parent, SIGKILL included (Linux ``PR_SET_PDEATHSIG``; elsewhere a thread
+  that watches the parent's pid). Every child started by ``Child.start`` learns its parent's pid
+  from ``ASYNCBENCH_PARENT``.
+- ``hold_in_children(fd)``: an open file (the run's lock file) every child started from then on
+  holds too, down to the cells a fork server forks: a lock on it is released by the kernel only
+  when the last process holding it has ended.
 """
 
 from __future__ import annotations
@@ -26,6 +37,9 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
+import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
@@ -34,6 +48,9 @@ from bench.errors import scrub
 
 GRACE_S = 30.0  # how long an interrupted child may take to wind down before it is killed
 AFTER_KILL_S = 10.0  # how long a killed child may take to be reaped
+PARENT_ENV = "ASYNCBENCH_PARENT"  # the pid of the process that started this one
+HELD_ENV = "ASYNCBENCH_HELD_FDS"  # open files every child holds too (comma-separated fds)
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 T = TypeVar("T")
 
@@ -68,6 +85,7 @@ class Child:
         text: bool = False,
         own_session: bool = True,
     ) -> Child:
+        env = {**(os.environ if env is None else env), PARENT_ENV: str(os.getpid())}
         proc = subprocess.Popen(
             list(command),
             stdin=stdin,
@@ -77,6 +95,7 @@ class Child:
             cwd=cwd,
             text=text,
             start_new_session=own_session,
+            pass_fds=held_fds(),
         )
         return cls(proc)
 
@@ -178,3 +197,62 @@ def last_line(text: str | bytes | None, default: str = "no output") -> str:
         text = text.decode(errors="replace")
     lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
     return scrub(lines[-1]) if lines else default
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Be killed (SIGKILL) as soon as ``parent`` (default: the pid in ``ASYNCBENCH_PARENT``, the
+    process that started us through ``Child.start``) dies, however it died. A child in a session
+    of its own never sees its parent's terminal go, and a SIGKILLed parent cannot stop it: this
+    is what keeps an orphaned cell from measuring on, and racing the next run, on its database.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGKILL)``, the kernel's own promise, then a check that the
+    parent did not die before we asked. Elsewhere: a daemon thread polling the parent's pid.
+    """
+    if parent is None:
+        told = os.environ.get(PARENT_ENV, "")
+        if not told.isdigit():
+            return  # not started by one of ours: a user's own process
+        parent = int(told)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            _watch_parent_in_thread(parent)
+    else:  # pragma: no cover - the suite runs on Linux
+        _watch_parent_in_thread(parent)
+    if os.getppid() != parent:  # it died before we asked
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _watch_parent_in_thread(parent: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def hold_in_children(fd: int) -> None:
+    """Every child started from now on (by ``Child.start``, here or in any descendant) holds
+    ``fd`` open too, under the same number."""
+    os.set_inheritable(fd, True)
+    fds = [*held_fds(), fd]
+    os.environ[HELD_ENV] = ",".join(str(n) for n in dict.fromkeys(fds))
+
+
+def let_go_in_children(fd: int) -> None:
+    """Children started from now on no longer get ``fd``."""
+    os.environ[HELD_ENV] = ",".join(str(n) for n in held_fds() if n != fd)
+
+
+def held_fds() -> tuple[int, ...]:
+    """The open files of ``HELD_ENV`` that are open in this process."""
+    fds = []
+    for part in os.environ.get(HELD_ENV, "").split(","):
+        if part.isdigit():
+            with contextlib.suppress(OSError):
+                os.fstat(int(part))
+                fds.append(int(part))
+    return tuple(fds)

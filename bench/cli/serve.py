@@ -84,6 +84,9 @@ def add_parser(sub: Subcommands) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from bench.children import die_with_parent
+
+    die_with_parent()  # started by `bench loadtest`: never outlive it
     check_sqlite_path(args)
     service.check_host(args.host, args.allow_remote)
     service.check_port_free(args.host, args.port)

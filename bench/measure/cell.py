@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bench.children import die_with_parent
 from bench.errors import one_line, scrub
 from bench.histograms import encode
 from bench.measure.budget import ServerClock, budget
@@ -182,6 +183,7 @@ def run_order(spec_text: str) -> int:
 
 
 def main() -> int:
+    die_with_parent()  # the runner: a cell never outlives it
     return run_order(sys.stdin.read())
 
 

@@ -6,6 +6,9 @@
                        terminated by an administrator, network): the pool invalidated it
 ``server_conn_limit``  the server refused a new connection: too many for the role, the
                        database or the server (``CONNECTION LIMIT``, ``max_connections``)
+``server_unavailable`` no server to connect to: it is shutting down, starting up or recovering,
+                       or nothing listens (connection refused, no socket): a server restart or
+                       crash, seen by the connections opened while it lasts
 ``timeout``            the server cancelled a statement that ran past ``--op-timeout``
 ``locked``             SQLite: the database stayed locked by another writer past the busy timeout
 ``check_failed``       the scenario's own check of a result failed (an ``assert``)
@@ -25,6 +28,23 @@ MYSQL_TIMEOUTS = {1969, 3024}  # MariaDB max_statement_time, MySQL max_execution
 MYSQL_TOO_MANY_CONNECTIONS = {1040, 1203, 1226}
 # psycopg2 gives no SQLSTATE for an error while connecting: recognise the server's words
 PG_REFUSALS = ("too many connections", "too many clients", "connection slots are reserved")
+PG_CANNOT_CONNECT_NOW = "57P03"  # the database system is starting up / shutting down / ...
+MYSQL_UNAVAILABLE = {1053, 2002, 2003}  # shutdown in progress; can't connect (socket, TCP)
+UNAVAILABLE_WORDS = (
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "Connection refused",
+    "No such file or directory",  # the Unix socket is gone: no server
+    "could not connect to server",
+)
+# the connection died under a statement, and the pool did not say so
+DISCONNECT_WORDS = (
+    "server closed the connection unexpectedly",
+    "terminating connection due to administrator command",
+    "connection was closed in the middle of operation",
+)
 
 
 def classify(error: BaseException) -> str:
@@ -39,16 +59,34 @@ def classify(error: BaseException) -> str:
             return "server_conn_limit"
         if codes & {PG_QUERY_CANCELED, *MYSQL_TIMEOUTS}:
             return "timeout"
-        if error.connection_invalidated:
+        if codes & {PG_CANNOT_CONNECT_NOW, *MYSQL_UNAVAILABLE} or _unavailable(error.orig):
+            return "server_unavailable"
+        if error.connection_invalidated or any(w in str(error.orig) for w in DISCONNECT_WORDS):
             return "disconnect"
         if "database is locked" in str(error.orig):
             return "locked"
         return type(error).__name__  # IntegrityError, OperationalError, ... (SQLAlchemy's names)
+    if isinstance(error, (ConnectionRefusedError, FileNotFoundError)) or (
+        isinstance(error, OSError) and _unavailable(error)
+    ):
+        return "server_unavailable"  # asyncpg raises the socket's own error while connecting
     if isinstance(error, (asyncio.TimeoutError, TimeoutError)):
         return "timeout"
     if isinstance(error, AssertionError):
         return "check_failed"
     return type(error).__name__
+
+
+def _unavailable(orig: BaseException | None) -> bool:
+    """The driver's words for "no server to connect to" (psycopg2 gives no code for them): a
+    server going away while a connection is being opened counts too."""
+    text = str(orig)
+    connecting = "connection to server" in text and "failed:" in text
+    if connecting and any(words in text for words in DISCONNECT_WORDS):
+        return True
+    return any(words in text for words in UNAVAILABLE_WORDS) and (
+        "connect" in text or "database system" in text
+    )
 
 
 def _server_codes(orig: BaseException | None) -> set[str | int]:

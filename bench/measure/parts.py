@@ -25,7 +25,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from bench.children import Child, died_how, last_line
+from bench.children import Child, die_with_parent, died_how, last_line
 from bench.errors import one_line
 from bench.histograms import encode
 from bench.measure.engines import strict_warnings
@@ -227,6 +227,7 @@ def _merge_pools(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def part_main() -> int:
+    die_with_parent()  # the cell: a part never outlives it
     strict_warnings()
     order = json.loads(sys.stdin.readline())
     spec = CellSpec(**order["spec"])

@@ -7,7 +7,11 @@ records its round's ``pair`` and its ``fork_server``.
 
 Ctrl-C (SIGINT) reaches the running cell, which stops issuing operations, lets those in flight
 finish, disposes its engine and writes what it measured, marked ``interrupted``. The run document
-is then written marked ``interrupted`` too, and the caller exits with 130.
+is then written marked ``interrupted`` too, and the caller exits with 130. A ``stop`` event (the
+database's lock was lost and could not be taken again) stops the run the same way.
+
+Nothing outlives the run: the fork server and its cells die with the runner (``die_with_parent``),
+and the temporary files of a run that was killed are removed by the next (``remove_stale``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ class Run:
     run_dir: Path
     document: RunDocument
     interrupted: bool = False
+    stopped: str | None = None  # why the run stopped measuring, when not by Ctrl-C
     # each cell's JSON, scrubbed: a cell does not change once it is in the document
     _cell_texts: dict[int, tuple[Any, str]] = field(default_factory=dict, repr=False)
 
@@ -78,23 +83,32 @@ def run_plan(
     on_cell_done: Callable[[PlannedCell, CellResult], None] = lambda c, r: None,
     keep_last: bool = False,
     more: Callable[[], list[PlannedCell]] = list,
+    stop: threading.Event | None = None,
+    held: threading.Event | None = None,
 ) -> Run:
     """Run every cell in order, then whatever ``more`` adds when they run out (extra rounds
-    under a budget) until it adds nothing; stop early, keeping what was measured, on Ctrl-C.
-    With ``keep_last`` the last cell of each batch keeps its tables (a later cell drops them
-    before it seeds)."""
+    under a budget) until it adds nothing; stop early, keeping what was measured, on Ctrl-C or
+    when ``stop`` is set. A cell starts only while ``held`` is set (the database's lock is held:
+    after a lost lock, until it is taken again or ``stop`` is set). With ``keep_last`` the last
+    cell of each batch keeps its tables (a later cell drops them before it seeds)."""
+    remove_stale()
     run.document["status"] = "running"
     run.save()
     zygote: Zygote | None = None
     batch = list(cells)
+    stop = stop or threading.Event()
     try:
         while batch and not run.interrupted:
             for n, planned in enumerate(batch, start=1):
+                while held is not None and not held.wait(0.2) and not stop.is_set():
+                    pass  # short waits: Ctrl-C is noticed at once
+                if stop.is_set():
+                    raise KeyboardInterrupt
                 if zygote is None or zygote.round != planned.trial:
                     if zygote is not None:
                         zygote.close()
                         zygote = None
-                    zygote = Zygote(planned.trial)
+                    zygote = Zygote(planned.trial, stop)
                 spec = replace(
                     template,
                     mode=planned.mode,
@@ -131,8 +145,9 @@ class Zygote:
     """The fork server of a round (:mod:`bench.run.zygote`): one child process per cell, forked
     from a process that has SQLAlchemy and the drivers imported already."""
 
-    def __init__(self, round_no: int = 0) -> None:
+    def __init__(self, round_no: int = 0, stop: threading.Event | None = None) -> None:
         self.round = round_no
+        self.stop = stop  # set: stop the running cell as Ctrl-C would
         self.child = Child.start(
             [sys.executable, "-m", "bench.run.zygote"],
             stdin=subprocess.PIPE,
@@ -154,9 +169,11 @@ class Zygote:
             self.answers.put(json.loads(line))
         self.answers.put(None)  # the zygote is gone
 
-    def answer(self, timeout: float | None = None) -> dict[str, int]:
+    def answer(self, timeout: float | None = None, stoppable: bool = True) -> dict[str, int]:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while True:  # short waits, so Ctrl-C is noticed at once
+        while True:  # short waits, so Ctrl-C (or ``stop``) is noticed at once
+            if stoppable and self.stop is not None and self.stop.is_set():
+                raise KeyboardInterrupt
             left = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
             if left <= 0:
                 raise TimeoutError
@@ -178,7 +195,7 @@ class Zygote:
         try:
             return self.answer()["code"], False
         except KeyboardInterrupt:
-            return stop_pid(pid, lambda timeout: self.answer(timeout)["code"]), True
+            return stop_pid(pid, lambda timeout: self.answer(timeout, False)["code"]), True
 
     def close(self) -> None:
         if self.child.proc.stdin:
@@ -193,7 +210,7 @@ class Zygote:
 def run_cell_process(spec: CellSpec, zygote: Zygote | None = None) -> tuple[CellResult, bool]:
     """Run one cell in a fresh Python process (forked from ``zygote`` when given); return its
     result and whether we were interrupted."""
-    fd, out_path = tempfile.mkstemp(prefix="asyncbench-cell-", suffix=".json")
+    fd, out_path = tempfile.mkstemp(prefix=f"{CELL_FILES}{os.getpid()}-", suffix=".json")
     os.close(fd)
     os.unlink(out_path)
     spec = replace(spec, out_path=out_path)
@@ -225,6 +242,48 @@ def run_cell_process(spec: CellSpec, zygote: Zygote | None = None) -> tuple[Cell
         if os.path.exists(out_path):
             os.unlink(out_path)
     return _interrupted(result, done.interrupted), done.interrupted
+
+
+CELL_FILES = "asyncbench-cell-"  # + the runner's pid: a cell's result and stderr files
+STALE_DIRS = "asyncbench-parts-"  # a --processes cell's folder (the cell's pid is not in it)
+STALE_AFTER_S = 24 * 3600.0  # files of an unknown owner older than this are stale
+
+
+def remove_stale(folder: str | None = None) -> list[str]:
+    """Remove what killed runs left in the temporary folder: cell files whose runner's pid is
+    gone, parts folders and unnamed cell files older than ``STALE_AFTER_S``. What it removed."""
+    import shutil
+
+    removed = []
+    where = Path(folder or tempfile.gettempdir())
+    now = time.time()
+    for path in [*where.glob(f"{CELL_FILES}*"), *where.glob(f"{STALE_DIRS}*")]:
+        owner = path.name.removeprefix(CELL_FILES).split("-")[0]
+        try:
+            if path.name.startswith(CELL_FILES) and owner.isdigit():
+                stale = not _alive(int(owner))
+            else:
+                stale = now - path.stat().st_mtime > STALE_AFTER_S
+            if not stale:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(str(path))
+        except OSError:
+            continue  # another user's, or gone meanwhile
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _interrupted(result: CellResult, interrupted: bool) -> CellResult:

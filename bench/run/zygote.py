@@ -8,8 +8,9 @@ imports them once and then does nothing but fork: it never connects, never creat
 never loads a scenario, so each child starts with the same clean state a new process would (no
 connections, caches or heap from another cell); its objects are frozen out of the garbage
 collector's reach (``gc.freeze``), so a child's collections do not walk, and copy, the inherited
-heap. Children get their own session (Ctrl-C in the terminal reaches only the runner, which stops
-a cell deliberately) and their own stderr file.
+heap. The zygote and every child die with their parent (``die_with_parent``: a SIGKILLed
+runner takes its fork server and the cell with it). Children get their own session (Ctrl-C in
+the terminal reaches only the runner, which stops a cell deliberately) and their own stderr file.
 
 Protocol, one JSON object per line: the runner writes ``{"spec": ..., "stderr": path}``; the
 zygote answers ``{"pid": N}`` when the child starts and ``{"pid": N, "code": C}`` when it ends.
@@ -48,6 +49,10 @@ PRELOAD = (
 
 
 def serve() -> NoReturn:
+    from bench.children import die_with_parent
+
+    die_with_parent()  # the runner
+    me = os.getpid()
     for name in PRELOAD:
         with contextlib.suppress(ImportError):  # an optional driver: cells import it themselves
             importlib.import_module(name)
@@ -57,7 +62,7 @@ def serve() -> NoReturn:
         order = json.loads(line)
         pid = os.fork()
         if pid == 0:
-            _child(order)  # never returns
+            _child(order, me)  # never returns
         _answer({"pid": pid})
         _, status = os.waitpid(pid, 0)
         _answer({"pid": pid, "code": os.waitstatus_to_exitcode(status)})
@@ -65,9 +70,12 @@ def serve() -> NoReturn:
     os._exit(0)  # nothing to clean up: the interpreter's own teardown took a third of a second
 
 
-def _child(order: dict[str, str]) -> None:
+def _child(order: dict[str, str], zygote: int) -> None:
+    from bench.children import die_with_parent
+
     code = 1
     try:
+        die_with_parent(zygote)
         os.setsid()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
