@@ -23,6 +23,7 @@ from bench.cli.options import scenario_options as parse_scenario_options
 from bench.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, BenchError, UsageError
 
 if TYPE_CHECKING:
+    from bench.db.server import Hold
     from bench.db.target import Target
     from bench.measure.spec import CellSpec
     from bench.results.schema import (
@@ -62,12 +63,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     args, previous = run_options.resumed(args)
     request = _request(args, previous)
+    if previous is not None and not request.cells:  # every planned cell kept
+        from bench.report import console
+
+        run_id = previous.get("run_id")
+        if not args.profile or run_options.profile_kept(
+            previous, request.found.source, request.modes, request.pool_sizes, args.profile_pool,
+            request.concurrency, args.warmup,
+        ):  # fmt: skip
+            # no folder, no database, no server; nor a --budget's extra rounds (the run that
+            # planned them had its budget: a resumed run's are only the plan's missing cells)
+            console.out.print(f"nothing to resume: every cell of {run_id} is measured")
+            return 0
+        console.err.print(f"resuming {run_id}: {len(request.kept)} cells kept, its profile to run")
     results_dir = Path(args.results_dir)
     results.check_writable(results_dir)
 
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
-        where, server_version, preflight = _open_database(stack, args, request, previous)
+        where, server_version, preflight, hold = _open_database(stack, args, request, previous)
         run_dir = results.new_run_dir(results_dir, request.found.name)
         document = _run_document(
             args, request, where, server_version, preflight,
@@ -75,9 +89,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             run_id=run_dir.name, command=command_line(),
         )  # fmt: skip
         run = runner.Run(run_dir, document)
-        _run_cells(run, args, request, where)
-        if args.profile and not run.interrupted:
+        hold.watch()
+        _run_cells(run, args, request, where, hold)
+        if args.profile and not run.interrupted and not hold.stop.is_set():
             _run_profile(run, args, request, where, previous)
+    run.stopped = hold.why
     wall = time.perf_counter() - started
     _finish(run, args, request, wall)
     return _print_outcome(run, args, request, where, server_version, wall)
@@ -129,9 +145,10 @@ def _request(args: argparse.Namespace, previous: dict[str, Any] | None) -> _Requ
         ]
         finished = {cell_key(c["cell"]) for c in kept}
         cells = [c for c in planned if c.key() not in finished]
-        console.err.print(
-            f"resuming {previous.get('run_id')}: {len(kept)} cells kept, {len(cells)} to run"
-        )
+        if cells:  # (with none, cmd_run says what is left)
+            console.err.print(
+                f"resuming {previous.get('run_id')}: {len(kept)} cells kept, {len(cells)} to run"
+            )
     if args.profile_pool is not None and not args.profile:
         raise UsageError("--profile-pool picks the pool size of --profile: give --profile too")
     if args.processes > 1:
@@ -150,9 +167,10 @@ def _open_database(
     args: argparse.Namespace,
     request: _Request,
     previous: dict[str, Any] | None,
-) -> tuple[Target, str, list[str]]:
+) -> tuple[Target, str, list[str], Hold]:
     """The database, checked and held by this run until ``stack`` closes: where it is, the
-    server's version and the preflight warnings (printed)."""
+    server's version, the preflight warnings (printed) and the run's hold on it (whose
+    warnings are printed as they happen)."""
     from bench.db import ladder, server
     from bench.report import console
 
@@ -164,13 +182,21 @@ def _open_database(
         _check_same_database(previous["config"], where)
     server_version = server.probe(where)
     short_version = server_version.split(" on ")[0]
-    stack.enter_context(server.exclusive(where))
+    hold = stack.enter_context(server.exclusive(where, say=_warn))
     console.err.print(f"database: {where.display} ({where.source}), {short_version}")
     need = max(request.pool_sizes) + args.max_overflow + 2
     preflight = server.connection_headroom(where, need)
     for line in preflight:
         console.err.print(f"[yellow]warning:[/yellow] {line}")
-    return where, server_version, preflight
+    return where, server_version, preflight, hold
+
+
+def _warn(line: str) -> None:
+    from rich.markup import escape
+
+    from bench.report import console
+
+    console.err.print(f"[yellow]warning:[/yellow] {escape(line)}")
 
 
 def _check_kind_options(args: argparse.Namespace, kind: str) -> None:
@@ -181,13 +207,19 @@ def _check_kind_options(args: argparse.Namespace, kind: str) -> None:
 
 
 def _check_same_database(config: dict[str, Any], where: Target) -> None:
-    """A resumed run continues on the database it started on (an embedded one is new anyway)."""
+    """A resumed run continues on the database it started on (an embedded PostgreSQL or a
+    throwaway SQLite file, ``--db embedded|sqlite``, is new anyway: the same kind will do)."""
+    import re
+
+    throwaway = re.compile(r"sqlite:///.*/asyncbench-sqlite-[^/]+/bench\.db")
     if config.get("database_source") == "embedded" and where.source == "embedded":
+        return
+    if all(throwaway.fullmatch(str(url)) for url in (config.get("database"), where.display)):
         return
     if config.get("database") != where.display:
         raise UsageError(
             f"the run to resume was measured on {config.get('database')}, not {where.display}: "
-            "give the same database (--dburl, --db or DATABASE_URL)"
+            "give the same database (--dburl, --db, DATABASE_URL or DB_*)"
         )
 
 
@@ -276,8 +308,11 @@ def _template(args: argparse.Namespace, request: _Request, where: Target) -> Cel
     )
 
 
-def _run_cells(run: Run, args: argparse.Namespace, request: _Request, where: Target) -> None:
-    """Run the cells to run, each in a fresh process, with a progress bar; Ctrl-C stops early."""
+def _run_cells(
+    run: Run, args: argparse.Namespace, request: _Request, where: Target, hold: Hold
+) -> None:
+    """Run the cells to run, each in a fresh process, with a progress bar; Ctrl-C (or a lock
+    lost for good) stops early; a cell starts only while the database's lock is held."""
     from bench.report import console
     from bench.report.checks import cell_label
     from bench.run import budget, plan, runner
@@ -301,8 +336,9 @@ def _run_cells(run: Run, args: argparse.Namespace, request: _Request, where: Tar
                 planned=lambda n: bar.update(task, total=(bar.tasks[0].total or 0) + n),
             )  # fmt: skip
         runner.run_plan(
-            run, request.cells, template, on_cell_done=done, keep_last=args.keep_tables, more=more
-        )
+            run, request.cells, template, on_cell_done=done, keep_last=args.keep_tables, more=more,
+            stop=hold.stop, held=hold.held,
+        )  # fmt: skip
 
 
 def _run_profile(
@@ -400,6 +436,9 @@ def _print_outcome(
         except BenchError as exc:
             console.err.print(f"warning: no report: {exc}")
     console.out.print(f"wall time: {wall:.1f} s for {len(document['cells'])} cells")
+    if run.stopped:
+        console.err.print(f"error: {run.stopped}; the results above cover the cells measured")
+        return EXIT_RUNTIME
     if run.interrupted:
         console.err.print("interrupted: the results above cover the cells measured so far")
         return EXIT_INTERRUPTED

@@ -1,10 +1,17 @@
 """Where the database is: the ladder ``--dburl`` > ``--db embedded|sqlite`` > ``DATABASE_URL`` >
-``.env`` parts (DB_USERNAME, DB_PASSWORD, DB_HOST, DB_PORT, DB_NAME) > the embedded PostgreSQL."""
+its parts (DB_USERNAME, DB_PASSWORD, DB_HOST, DB_PORT, DB_NAME) > the embedded PostgreSQL; the
+variables from the process's environment or, where it has none of that name, a ``.env`` file.
+
+A target's source names where its URL came from, as the ``database:`` line and the document's
+``database_source`` show it: ``--dburl``; ``DATABASE_URL`` or ``DB_*`` (environment variables);
+``.env`` (the file); ``DB_* and .env`` (parts from both); ``embedded``; ``sqlite``.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Iterable, Iterator
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,16 +62,33 @@ def resolve(dburl: str | None, db: str | None, sqlite_path: str | None = None) -
     if db != "embedded":
         settings = _settings()
         if settings.database_url:
-            yield target_from_url(parse_url(settings.database_url, "DATABASE_URL"), "DATABASE_URL")
+            source = _source(["database_url"], "DATABASE_URL")
+            named = "DATABASE_URL" if source == "DATABASE_URL" else "DATABASE_URL in .env"
+            yield target_from_url(parse_url(settings.database_url, named), source)
             return
         parts = settings.parts_url()
         if parts is not None:
             if parts.password is not None:
                 register_secret(str(parts.password))
-            yield target_from_url(parts, ".env")
+            given = [name for name in PARTS if getattr(settings, name) is not None]
+            yield target_from_url(parts, _source(given, "DB_*"))
             return
     with embedded_postgres() as target:
         yield target
+
+
+PARTS = ("db_username", "db_password", "db_host", "db_port", "db_name")
+
+
+def _source(fields: Iterable[str], variables: str) -> str:
+    """Where settings ``fields`` came from: the environment (named by ``variables``), the
+    ``.env`` file, or both. A variable of the environment wins over the file's, its name matched
+    regardless of case, as pydantic-settings matches it."""
+    environment = {name.lower() for name in os.environ}
+    found = {name in environment for name in fields}
+    if found == {True}:
+        return variables
+    return ".env" if found == {False} else f"{variables} and .env"
 
 
 def _settings() -> DbSettings:

@@ -20,7 +20,7 @@ class Target:
     kind: str  # "postgresql" | "mysql" | "sqlite"
     sync_url: URL
     async_url: URL
-    source: str  # where the URL came from: --dburl, DATABASE_URL, .env, embedded, sqlite
+    source: str  # where the URL came from: --dburl, DATABASE_URL, DB_*, .env, ... (see ladder)
 
     @property
     def display(self) -> str:
