@@ -3,6 +3,7 @@ exact merging, and a fast path for recording values known to be in range."""
 
 from __future__ import annotations
 
+import binascii
 from collections.abc import Sequence
 
 from hdrh.histogram import HdrHistogram
@@ -20,8 +21,30 @@ def encode(histogram: HdrHistogram) -> str:
     return histogram.encode().decode("ascii")
 
 
+class BadHistogram(ValueError):
+    """Text that is not a histogram of this harness's configuration (a damaged document)."""
+
+
 def decode(text: str) -> HdrHistogram:
-    return HdrHistogram.decode(text.encode("ascii"))
+    """The histogram ``text`` encodes; :class:`BadHistogram` when it is not base64, not an HDR
+    histogram, or one of another configuration (which could not be merged with ours)."""
+    try:
+        histogram = HdrHistogram.decode(text.encode("ascii"))
+    except (binascii.Error, UnicodeEncodeError):
+        raise BadHistogram("not an HDR histogram (not base64)") from None
+    except Exception as exc:  # zlib, struct and hdrh's own errors: all mean damaged
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if type(exc).__name__ == "HdrCookieException":
+            reason = "base64, but without an HDR histogram's header"
+        raise BadHistogram(f"not an HDR histogram ({reason})") from None
+    settings = (
+        histogram.lowest_trackable_value,
+        histogram.highest_trackable_value,
+        histogram.significant_figures,
+    )
+    if settings != (LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS):
+        raise BadHistogram(f"an HDR histogram of another configuration {settings}")
+    return histogram
 
 
 def _us(ns: int) -> int:

@@ -23,7 +23,7 @@ from bench.report.comparison import (
     significant,
     untestable_notes,
 )
-from bench.report.page import shell, staging_folder
+from bench.report.page import Staging, shell, staging_folder
 from bench.results.schema import ComparisonDocument
 from bench.results.store import COMPARISON_FILE, scrubbed, write_atomic
 
@@ -42,7 +42,20 @@ def build(
     """Write ``reports/compare-<A>-vs-<B>/index.html`` from the changes ``rows``, the ``gates``
     and the regressions ``found``, and the comparison ``document`` beside it; return the page's
     path."""
-    stage = staging_folder(reports_dir, f"compare-{a.get('run_id')}-vs-{b.get('run_id')}")
+    name = f"compare-{a.get('run_id')}-vs-{b.get('run_id')}"
+    with staging_folder(reports_dir, name) as stage:
+        return _page(a, b, rows, gates, found, document, stage)
+
+
+def _page(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    rows: list[dict[str, Any]],
+    gates: Sequence[Mapping[str, Any]],
+    found: list[str],
+    document: ComparisonDocument,
+    stage: Staging,
+) -> Path:
     write_atomic(stage.tmp / COMPARISON_FILE, scrubbed(document))
     e = html.escape
     head = "".join(f"<th>{e(h)}</th>" for h in (*COLUMNS, *(f"gate {g['rule']}" for g in gates)))

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
-from bench.report.page import shell, staging_folder
+from bench.errors import UsageError, one_line
+from bench.report.page import Staging, shell, staging_folder
 
 PATTERN = "micro-*.json"  # micro-benchmark files in results/
 SIDES = ("sync", "async")
@@ -52,15 +53,26 @@ def read(path: Path, strict: bool = True) -> dict[str, Any] | None:
 
     Such a file is an object with a ``benchmarks`` list and, when ``strict``, ``machine_info``.
     """
+    return examine(path, strict)[0]
+
+
+def examine(path: Path, strict: bool = True) -> tuple[dict[str, Any] | None, str]:
+    """:func:`read`'s answer, and when it is None, why the file is not read (never raises)."""
     try:
+        if not path.is_file():  # a FIFO would block, a folder named *.json is no file
+            return None, "not a regular file"
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
-        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"cannot be read ({one_line(exc)})"
+    except ValueError:
+        return None, "not valid JSON"
+    except RecursionError:
+        return None, "nested too deeply"
     if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
-        return None
+        return None, "not a pytest-benchmark file (no benchmarks list)"
     if strict and "machine_info" not in document:
-        return None
-    return document
+        return None, "not a pytest-benchmark file (no machine_info)"
+    return document, ""
 
 
 def newest(results_dir: Path) -> Path | None:
@@ -71,7 +83,11 @@ def newest(results_dir: Path) -> Path | None:
 
 def _us(value: Any) -> float | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value) * 1e6
+        try:
+            us = float(value) * 1e6
+        except OverflowError:  # an integer too large for a float: no time
+            return None
+        return us if math.isfinite(us) else None
     return None
 
 
@@ -323,17 +339,37 @@ def section(document: dict[str, Any], out: Path | None, chart_name: str) -> list
     return parts
 
 
-def sections(paths: Iterable[Path], out: Path | None) -> list[str]:
-    """The run report's section: every pytest-benchmark file among ``paths`` (others skipped)."""
+def sections(
+    paths: Iterable[Path],
+    out: Path | None,
+    ignored: Callable[[Path, str], None] | None = None,
+) -> list[str]:
+    """The run report's section: every pytest-benchmark file among ``paths``; any other file,
+    or one that cannot be drawn, is skipped and passed to ``ignored`` with why."""
     unique = {p.resolve(): p for p in paths}  # one section per file, however it is named
-    found = [(p, d) for p in unique.values() if (d := read(p, strict=False)) is not None]
-    if not found:
+    drawn = []
+    for n, path in enumerate(unique.values(), 1):
+        document, why = examine(path, strict=False)
+        if document is None:
+            if ignored:
+                ignored(path, why)
+            continue
+        chart_name = f"micro-{n}.png"
+        try:
+            drawn += [
+                f"<h3><code>{html.escape(str(path))}</code></h3>",
+                *section(document, out, chart_name),
+            ]
+        except OSError:
+            raise  # a full disk is the report's failure, not the file's
+        except Exception as exc:  # a stray file's figures are not ours to trust
+            if out is not None:
+                (out / chart_name).unlink(missing_ok=True)
+            if ignored:
+                ignored(path, f"cannot be drawn ({type(exc).__name__}: {one_line(exc)})")
+    if not drawn:
         return []
-    parts = ["<h2 id='microbenchmarks'>Micro-benchmarks (pytest-benchmark)</h2>"]
-    for n, (path, document) in enumerate(found, 1):
-        parts.append(f"<h3><code>{html.escape(str(path))}</code></h3>")
-        parts += section(document, out, f"micro-{n}.png")
-    return parts
+    return ["<h2 id='microbenchmarks'>Micro-benchmarks (pytest-benchmark)</h2>", *drawn]
 
 
 def build(path: Path, reports_dir: Path) -> Path:
@@ -341,7 +377,15 @@ def build(path: Path, reports_dir: Path) -> Path:
     document = read(path)
     if document is None:  # the caller checked; a file that changed since is one clear line
         raise UsageError(f"{path} is not a pytest-benchmark JSON file")
-    stage = staging_folder(reports_dir, path.stem)
+    try:
+        with staging_folder(reports_dir, path.stem) as stage:
+            return _page(path, document, stage)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError) as exc:
+        problem = f"{type(exc).__name__}: {one_line(exc)}"
+        raise UsageError(f"{path} is a damaged pytest-benchmark file ({problem})") from None
+
+
+def _page(path: Path, document: dict[str, Any], stage: Staging) -> Path:
     e = html.escape
     lines = summary_lines(by_group(rows(document)))
     page = [

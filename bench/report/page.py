@@ -10,13 +10,24 @@ from __future__ import annotations
 
 import html
 import shutil
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from bench.errors import RunError
+from bench.results.store import check_writable
 
 PAGE_FILE = "index.html"
+# A report is an index.html of tens to hundreds of kilobytes and about ten PNG charts of 20 to
+# 150 KB each: under 2 MB for a run of a few hundred cells. 8 MB leaves room for the largest with
+# margin, and refuses a disk that would fill up halfway through the charts.
+MIN_FREE_MB = 8
+# A staging folder (".<name>.tmp") left by a render that was killed (SIGKILL: no clean-up runs)
+# is removed by the next render into the same reports folder once it is this old: a render takes
+# seconds, so one this old is no render still running.
+STALE_S = 600
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
@@ -52,7 +63,9 @@ def shell(title: str, body: Iterable[str], script: str | None = None) -> str:
 
 @dataclass(frozen=True)
 class Staging:
-    """A page's folder while it is drawn: ``tmp`` now, ``out`` once published."""
+    """A page's folder while it is drawn: ``tmp`` now, ``out`` once published. Used as a
+    context manager, it removes ``tmp`` on any failure (Ctrl-C included), and turns an
+    ``OSError`` (a full disk) into one line."""
 
     out: Path
     tmp: Path
@@ -65,10 +78,50 @@ class Staging:
         self.tmp.rename(self.out)
         return self.out / PAGE_FILE
 
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            return
+        shutil.rmtree(self.tmp, ignore_errors=True)  # never half a report, whatever happened
+        if isinstance(exc, OSError):  # ENOSPC, EDQUOT, EIO, a folder removed under us
+            reason = exc.strerror or type(exc).__name__
+            raise RunError(f"report {self.out} not written: {reason}") from None
+
+
+def remove_stale(reports_dir: Path, now: float | None = None) -> list[Path]:
+    """Remove the staging folders (``.<name>.tmp``) in ``reports_dir`` older than
+    :data:`STALE_S` (by their last change); return those removed."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        found = [p for p in reports_dir.glob(".*.tmp") if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return removed
+    for folder in found:
+        try:
+            if now - folder.stat().st_mtime < STALE_S:
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
 
 def staging_folder(reports_dir: Path, name: str) -> Staging:
     """``reports/<name>``, and an empty hidden folder ``reports/.<name>.tmp`` beside it to draw
-    the page in."""
+    the page in; refused in one line (:class:`RunError`) when the reports folder cannot be
+    written or has under :data:`MIN_FREE_MB` free. Stale staging folders of killed renders are
+    removed first."""
+    check_writable(reports_dir, MIN_FREE_MB, "reports", "a report")
+    remove_stale(reports_dir)
     tmp = reports_dir / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     try:

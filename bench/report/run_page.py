@@ -15,12 +15,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UsageError
-from bench.report import charts
+from bench.errors import UsageError, error_line, one_line
+from bench.report import charts, console
 from bench.report import micro_page as micro
 from bench.report.analysis import Analysis, analyse
 from bench.report.budget_page import BUDGET_CHARTS, budget_section, figure
-from bench.report.page import shell, staging_folder
+from bench.report.page import Staging, shell, staging_folder
 from bench.report.verdict import verdict_items
 from bench.results.describe import sides
 from bench.results.store import RESULTS_FILE, load
@@ -88,10 +88,27 @@ def build(results_path: Path, reports_dir: Path, pool_size: int | None = None) -
     document = load(results_path)
     run_dir = results_path.parent if results_path.is_file() else results_path
     run_id = str(document.get("run_id") or run_dir.resolve().name or "run")  # never "": reports/
-    analysis = analyse(document)
+    try:
+        analysis = analyse(document)
+        chosen = _choose(analysis.pool_sizes, pool_size)  # not in the run: refused before drawing
+        with staging_folder(reports_dir, run_id) as stage:
+            return _draw(analysis, document, chosen, run_dir, stage)
+    except DAMAGE as exc:  # what the loader's checks let through is still the file's fault
+        problem = f"{type(exc).__name__}: {one_line(exc)}"
+        raise UsageError(
+            f"{results_path} is a damaged asyncbench results file ({problem})"
+        ) from None
+
+
+# errors that reading a damaged document can raise (a missing key, a wrong type, a bad value)
+DAMAGE = (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError)
+
+
+def _draw(
+    analysis: Analysis, document: Mapping[str, Any], chosen: int, run_dir: Path, stage: Staging
+) -> Path:
+    """Draw the charts and the page into ``stage`` and publish it."""
     sizes = analysis.pool_sizes
-    chosen = _choose(sizes, pool_size)  # a pool size not in the run: refused before drawing
-    stage = staging_folder(reports_dir, run_id)
     drawn: list[tuple[str, str, str]] = []
     plans: list[tuple[str, str, Callable[[Path], bool]]] = [
         ("throughput", "Throughput vs pool size", lambda p: charts.throughput(analysis, p)),
@@ -420,15 +437,23 @@ def extra_sections(run_dir: Path, out: Path | None = None) -> list[str]:
             parts.append(_csv_table(path))
     benchmarks = [p for p in sorted(run_dir.glob("*.json")) if p.name != RESULTS_FILE]
     newest = micro.newest(run_dir.resolve().parent)  # results/
-    parts += micro.sections([*benchmarks, *([newest] if newest else [])], out)
+    parts += micro.sections([*benchmarks, *([newest] if newest else [])], out, _stray)
     return parts
+
+
+def _stray(path: Path, why: str) -> None:
+    """A file beside the results that is not drawn: ignored, and said so in one line."""
+    console.err.print(error_line(f"warning: ignored {path}: {why}"), markup=False, highlight=False)
 
 
 def _csv_table(path: Path) -> str:
     try:
+        if not path.is_file():  # a FIFO would block the report forever
+            raise OSError("not a regular file")
         with open(path, newline="", encoding="utf-8") as fh:
             rows = list(csv.reader(fh))
-    except OSError:
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        _stray(path, f"not a readable CSV file ({one_line(exc)})")
         return "<p>(unreadable)</p>"
     if not rows:
         return "<p>(empty)</p>"

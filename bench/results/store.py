@@ -8,18 +8,29 @@ or whose process dies, still leaves what it measured. The documents' shapes are 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
 import shutil
 import tempfile
+import types
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from typing_extensions import NotRequired, Required, is_typeddict
 
 from bench.errors import RunError, UsageError, scrub
+from bench.histograms import BadHistogram, decode
 from bench.results.migrate import TooNew, migrate
-from bench.results.schema import SCHEMA_VERSION
+from bench.results.schema import (
+    SCHEMA_VERSION,
+    LatencySummary,
+    LoadtestDocument,
+    RunDocument,
+)
 
 RESULTS_FILE = "results.json"
 SELFCHECK_FILE = "selfcheck.json"
@@ -44,9 +55,12 @@ def new_run_dir(results_dir: Path, scenario: str) -> Path:
 MIN_FREE_MB = 16  # a run document with its histograms takes a few megabytes
 
 
-def check_writable(folder: Path) -> None:
+def check_writable(
+    folder: Path, min_free_mb: float = MIN_FREE_MB, what: str = "results", needs: str = "a run"
+) -> None:
     """Fail before measuring anything when results cannot be written: a folder that cannot be
-    created or written, or a disk with too little room left for a run's documents."""
+    created or written, or a disk with too little room left for a run's documents (``what``
+    folder, ``needs``: what needs ``min_free_mb``: the reports folder is checked the same way)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as probe:
@@ -56,10 +70,10 @@ def check_writable(folder: Path) -> None:
         free_mb = shutil.disk_usage(folder).free / 2**20
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise RunError(f"results folder {folder} is not writable: {reason}") from None
-    if free_mb < MIN_FREE_MB:
+        raise RunError(f"{what} folder {folder} is not writable: {reason}") from None
+    if free_mb < min_free_mb:
         raise RunError(
-            f"results folder {folder} has {free_mb:.1f} MB free; a run needs {MIN_FREE_MB} MB"
+            f"{what} folder {folder} has {free_mb:.1f} MB free; {needs} needs {min_free_mb:g} MB"
         )
 
 
@@ -94,6 +108,8 @@ def read_json(path: Path) -> dict[str, Any]:
     older versions come back migrated to the current shape."""
     if path.is_dir():
         path = path / RESULTS_FILE
+    if path.exists() and not path.is_file():  # a FIFO would block forever
+        raise UsageError(f"{path} is not a regular file")
     try:
         document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except FileNotFoundError:
@@ -144,6 +160,11 @@ def load(path: Path) -> dict[str, Any]:
     problem = shape_problem(document)
     if problem:
         raise UsageError(f"{path} is not a complete asyncbench results file: {problem}")
+    typed = RunDocument if document["kind"] == "run" else LoadtestDocument
+    problem = type_problem(document, typed, "")
+    if problem:  # "cells[2].latency..." as the other messages say it: "cell 3: latency..."
+        problem = re.sub(r"^cells\[(\d+)\]\.", lambda m: f"cell {int(m[1]) + 1}: ", problem)
+        raise UsageError(f"{path} is a damaged asyncbench results file: {problem}")
     run_id = document.get("run_id")
     if run_id is not None and (
         str(run_id) in ("", ".", "..") or any(c in str(run_id) for c in "/\\\0")
@@ -195,14 +216,126 @@ def shape_problem(document: dict[str, Any]) -> str | None:
         if cell["status"] != "ok":
             continue
         for name, kinds in MEASURED.items():
-            if not isinstance(cell.get(name), kinds) or isinstance(cell.get(name), bool):
+            if name not in cell:
                 return f"cell {n} lacks {name}"
+            if not isinstance(cell[name], kinds) or isinstance(cell[name], bool):
+                want = "an object" if kinds is dict else "a number"
+                return f"cell {n}: {name} is {_kind_of(cell[name])} where {want} belongs"
         overall = cell["latency"].get("overall")
         if not isinstance(overall, dict) or not isinstance(cell["latency"].get("by_op"), dict):
             return f"cell {n} lacks latency.overall or latency.by_op"
         if overall.get("count") and not isinstance(overall.get("hdr"), str):
             return f"cell {n} lacks its latency histogram"
     return None
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _expected(hint: Any) -> str:
+    """What ``hint`` asks for, in the words of JSON."""
+    origin = get_origin(hint)
+    if hint in (int, float):
+        return "a number"
+    if hint is bool:
+        return "a boolean"
+    if hint is str or origin is Literal:
+        return "a string"
+    if hint is type(None):
+        return "null"
+    if origin in (Union, types.UnionType):
+        return " or ".join(_expected(arg) for arg in get_args(hint))
+    return "a list" if origin is list else "an object"
+
+
+def type_problem(value: Any, hint: Any, where: str) -> str | None:
+    """Where ``value`` (a document, or part of one at ``where``) is not of the typed definition
+    ``hint`` of :mod:`bench.results.schema`, or None: a string where a number belongs, a list
+    where an object does, a histogram that does not decode, a key a definition requires that
+    is missing. Keys no definition names are left alone; the envelope's keys are
+    :func:`shape_problem`'s to ask for (readers do without a status or a run id)."""
+    origin = get_origin(hint)
+    if hint is Any:
+        return None
+    if origin in (NotRequired, Required):
+        return type_problem(value, get_args(hint)[0], where)
+    if origin in (Union, types.UnionType):
+        options = get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        fits = [h for h in options if h is not type(None) and _fits(value, h)]
+        if fits:  # the option of the right JSON type says what is wrong inside, if anything
+            return type_problem(value, fits[0], where)
+    elif _fits(value, hint):
+        if is_typeddict(hint):
+            hints, required = _fields(hint)
+            for key in required if where else ():  # the envelope's: shape_problem's job
+                if key not in value:
+                    return f"{where} lacks {key}"
+            for key, inner in hints.items():
+                if key in value:
+                    problem = type_problem(value[key], inner, f"{where}.{key}".lstrip("."))
+                    if problem:
+                        return problem
+            if hint is LatencySummary and isinstance(value.get("hdr"), str):
+                try:
+                    decode(value["hdr"])
+                except BadHistogram as exc:
+                    return f"{where}.hdr is {exc}"
+        elif origin is list:
+            for n, item in enumerate(value):
+                problem = type_problem(item, get_args(hint)[0], f"{where}[{n}]")
+                if problem:
+                    return problem
+        elif origin is dict:
+            for key, item in value.items():
+                problem = type_problem(item, get_args(hint)[1], f"{where}.{key}")
+                if problem:
+                    return problem
+        return None
+    return f"{where} is {_kind_of(value)} where {_expected(hint)} belongs"
+
+
+@functools.cache
+def _fields(typed: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """A typed definition's fields and their types, and the fields it requires (read here, not
+    from ``__required_keys__``, which Python 3.10 gets wrong for ``NotRequired``)."""
+    hints = get_type_hints(typed, include_extras=True)
+    required = tuple(
+        key
+        for key, hint in hints.items()
+        if typed.__total__ and get_origin(hint) is not NotRequired
+    )
+    return hints, required
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` has the JSON type ``hint`` asks for (its insides aside)."""
+    origin = get_origin(hint)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint in (str, bool):
+        return isinstance(value, hint)
+    if origin is Literal:
+        return any(isinstance(value, type(arg)) for arg in get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin in (NotRequired, Required, Union, types.UnionType):
+        return any(_fits(value, arg) for arg in get_args(hint))
+    if origin is list:
+        return isinstance(value, list)
+    return isinstance(value, dict)  # dict[...] and typed definitions
 
 
 def scrubbed(document: Mapping[str, Any]) -> dict[str, Any]:
