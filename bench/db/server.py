@@ -303,11 +303,18 @@ class _ServerLock:
         return True
 
     def check(self) -> str | None:
-        """None while the lock's connection answers; else why not."""
+        """None while the lock's connection is alive; else why not. Sends nothing while the
+        connection is quiet: a query every second would show in the server's statistics
+        (pg_stat_statements, which the time budget reads) as statements the run never made.
+        A server that ends the connection (a restart, a crash, an administrator) makes its
+        socket readable (a last message, or end of file): only then is a query sent, whose
+        failure says why."""
         from sqlalchemy import literal, select
 
         if self.conn is None:
             return "no connection"
+        if not self._stirred():
+            return None
         try:
             self.conn.scalar(select(literal(1)))
             self.conn.commit()
@@ -315,6 +322,20 @@ class _ServerLock:
         except Exception as exc:
             self._drop()
             return _reason(exc)
+
+    def _stirred(self) -> bool:
+        """Whether the server sent anything on the idle connection (True when unknown)."""
+        import select as io
+
+        assert self.conn is not None
+        try:
+            raw = self.conn.connection.dbapi_connection
+            sock = getattr(raw, "_sock", None)  # PyMySQL
+            fd = sock.fileno() if sock is not None else raw.fileno()  # type: ignore[union-attr]
+            readable, _, _ = io.select([fd], [], [], 0)
+        except Exception:
+            return True
+        return bool(readable)
 
     def release(self) -> None:
         from sqlalchemy import select
