@@ -9,16 +9,18 @@ rollback), a write commits. ``writes`` sets the share of updates, in percent.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import Session
 
 from bench.models import User
 from bench.scenario import Op, Option, Outcome
+from scenarios._seed import insert_returning_ids, users
 
 API = "core"
 WEIGHTS = {"read": 80, "write": 20}
@@ -34,15 +36,13 @@ def weights(options: Mapping[str, Any]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Seeded:
-    read_ids: list[int]
-    write_ids: list[int]  # one row per planned write, so every write is checkable
+    read_ids: array[int]
+    write_ids: array[int]  # one row per planned write, so every write is checkable
 
 
 def seed(session: Session, counts: Mapping[str, int], options: Mapping[str, Any]) -> Seeded:
-    def rows(group: str, n: int) -> list[int]:
-        values = [{"name": f"{group} {k}", "email": f"{group}-{k}@seed.invalid"} for k in range(n)]
-        stmt = insert(User).returning(User.id, sort_by_parameter_order=True)
-        return list(session.scalars(stmt, values)) if values else []
+    def rows(group: str, n: int) -> array[int]:
+        return insert_returning_ids(session, User, users(group, n))
 
     seeded = Seeded(rows("read", options["rows"]), rows("write", counts["write"]))
     session.commit()

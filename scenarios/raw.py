@@ -13,6 +13,7 @@ the client.
 
 from __future__ import annotations
 
+from array import array
 from typing import Any
 
 from bench.models import User
@@ -32,7 +33,7 @@ WRITE_PG = f"UPDATE {TABLE} SET name = $1 WHERE id = $2"
 
 
 def _read_id(op: Op) -> int:
-    ids: list[int] = op.data.read_ids
+    ids: array[int] = op.data.read_ids
     return ids[op.key % len(ids)]
 
 

@@ -12,16 +12,18 @@ carrying the ``updated`` marker are those of the updates that succeeded.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from bench.models import Base, User
 from bench.scenario import Op, Option, Outcome
+from scenarios._seed import ids_of, insert_rows, users
 
 metadata = Base.metadata
 WEIGHTS = {"read": 90, "update": 10}
@@ -31,15 +33,14 @@ MARK = "updated"
 
 @dataclass(frozen=True)
 class Seeded:
-    ids: list[int]  # every seeded user, in id order; update k changes ids[k]
+    ids: array[int]  # every seeded user, in id order; update k changes ids[k]
 
 
 def seed(session: Session, counts: Mapping[str, int], options: Mapping[str, Any]) -> Seeded:
     n = max(int(options["rows"]), counts["update"])
-    rows = [{"name": f"user {k}", "email": f"user-{k}@seed.invalid"} for k in range(n)]
-    session.execute(insert(User), rows)
+    insert_rows(session, User, users("user", n))
     session.commit()
-    return Seeded(list(session.scalars(select(User.id).order_by(User.id))))
+    return Seeded(ids_of(session, select(User.id).order_by(User.id)))
 
 
 def verify(session: Session, data: Seeded, outcome: Outcome) -> list[str]:
@@ -59,7 +60,7 @@ def verify(session: Session, data: Seeded, outcome: Outcome) -> list[str]:
 
 
 def _read_id(op: Op) -> int:
-    ids: list[int] = op.data.ids
+    ids: array[int] = op.data.ids
     return ids[op.key % len(ids)]
 
 

@@ -12,15 +12,17 @@ successful update, nothing else changed.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import CursorResult, func, insert, select, update
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from bench.models import Base, User
 from bench.scenario import Op, Outcome
+from scenarios._seed import ids_of, insert_rows, users
 
 metadata = Base.metadata
 WEIGHTS = {"insert": 50, "update": 50}
@@ -29,17 +31,18 @@ MARK = "updated"
 
 @dataclass(frozen=True)
 class Seeded:
-    update_ids: list[int]  # update k changes update_ids[k]
+    update_ids: array[int]  # update k changes update_ids[k]
 
 
 def seed(session: Session, counts: Mapping[str, int]) -> Seeded:
-    rows = [
-        {"name": f"user {k}", "email": f"seed-{k}@seed.invalid"} for k in range(counts["update"])
-    ]
-    if rows:
-        session.execute(insert(User), rows)
+    if counts["update"]:
+        insert_rows(session, User, users("user", counts["update"], _seed_email))
         session.commit()
-    return Seeded(list(session.scalars(select(User.id).order_by(User.id))))
+    return Seeded(ids_of(session, select(User.id).order_by(User.id)))
+
+
+def _seed_email(key: int) -> str:
+    return f"seed-{key}@seed.invalid"
 
 
 def verify(session: Session, data: Seeded, outcome: Outcome) -> list[str]:

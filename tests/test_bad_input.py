@@ -350,9 +350,9 @@ CASES: dict[str, Case] = {
     "modes-empty": Case(("run", "--modes", "", *GUARD), USAGE, ("--modes",)),
     "modes-unknown": Case(("run", "--modes", "sync,threads", *GUARD), USAGE, ("--modes",)),
     # numbers the parser checks
-    **numbers("run", "--ops", whole=True, minimum="0", maximum="100000001"),
+    **numbers("run", "--ops", whole=True, minimum="0", maximum="10000001"),
     **numbers("run", "--duration", whole=False, minimum="0", maximum="1e9"),
-    **numbers("run", "--max-ops", whole=True, minimum="0", maximum="100000001"),
+    **numbers("run", "--max-ops", whole=True, minimum="0", maximum="10000001"),
     **numbers("run", "--warmup", whole=True, minimum="-", maximum="10000001"),
     **numbers("run", "--trials", whole=True, minimum="0", maximum="1001"),
     **numbers("run", "--rounds", whole=True, minimum="0", maximum="1001"),
