@@ -140,6 +140,13 @@ def read_json(path: Path) -> dict[str, Any]:
             f"{path} has schema_version {document['schema_version']!r}; "
             f"this asyncbench reads versions 1 to {SCHEMA_VERSION}"
         ) from None
+    except (TypeError, KeyError, AttributeError, IndexError) as exc:
+        # an older document too damaged to bring up to date (cells that are not a list, ...)
+        raise UsageError(
+            f"{path} is a damaged asyncbench results file (version "
+            f"{document['schema_version']!r}, cannot be brought up to date: "
+            f"{type(exc).__name__}: {exc})"
+        ) from None
     return document
 
 
