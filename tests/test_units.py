@@ -226,7 +226,7 @@ def test_recorder_batches_are_exact_across_threads() -> None:
     rec = Recorder(["a", "b"])
 
     def worker(n: int) -> None:
-        for i in range(1000 + n):  # not a multiple of the batch size
+        for i in range(2500 + n):  # more than two batches, not a multiple of one
             rec.ok(i % 2, 0, (i % 50 + 1) * 1000)
         rec.flush()
 
@@ -235,7 +235,7 @@ def test_recorder_batches_are_exact_across_threads() -> None:
         t.start()
     for t in threads:
         t.join()
-    expected = sum(1000 + n for n in range(8))
+    expected = sum(2500 + n for n in range(8))
     assert rec.completed == expected
     assert rec.overall().get_total_count() == expected
     assert rec.wait.get_total_count() == rec.rest.get_total_count() == expected

@@ -27,10 +27,6 @@ from bench.errors import one_line
 from bench.measure.engines import configure, engine_options, queue_pool
 from bench.measure.failures import classify
 from bench.measure.instruments import (
-    DB,
-    ROWS,
-    STATEMENTS,
-    WAIT,
     CheckoutTimer,
     LoopLag,
     PoolWatcher,
@@ -126,13 +122,14 @@ def run_sync(
     def worker(phase: Phase, rec: Recorder) -> None:
         box = CheckoutTimer.start_worker()
         lease = new_lease()
+        record, now = rec.sink(), time.perf_counter_ns
         while (i := phase.take()) is not None:
             code = seq.codes[i]
             due = 0
             if phase.interval_ns:
                 due = phase.due_ns(i)
                 time.sleep(max(0, due - time.perf_counter_ns()) / 1e9)
-            t0 = time.perf_counter_ns()
+            t0 = now()
             reset(box)
             try:
                 with lease() as session:
@@ -140,8 +137,7 @@ def run_sync(
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
-                end = time.perf_counter_ns()
-                rec.ok(code, t0, end, due, box[WAIT], box[DB], box[STATEMENTS], box[ROWS])
+                record(code, t0, now(), due, box)  # and the box: wait, database time, statements
         lease.close()
         rec.flush()
 
@@ -210,13 +206,14 @@ async def run_async(
     async def worker(phase: Phase, rec: Recorder) -> None:
         box = CheckoutTimer.start_worker()
         lease = new_lease()
+        record, now = rec.sink(), time.perf_counter_ns
         while (i := phase.take()) is not None:
             code = seq.codes[i]
             due = 0
             if phase.interval_ns:
                 due = phase.due_ns(i)
                 await sleep_until(due)
-            t0 = time.perf_counter_ns()
+            t0 = now()
             reset(box)
             try:
                 async with lease() as session:
@@ -224,8 +221,7 @@ async def run_async(
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
-                end = time.perf_counter_ns()
-                rec.ok(code, t0, end, due, box[WAIT], box[DB], box[STATEMENTS], box[ROWS])
+                record(code, t0, now(), due, box)  # and the box: wait, database time, statements
         await lease.close()
         rec.flush()
 

@@ -61,7 +61,7 @@ def main() -> None:
 
     from bench.db.target import target_from_url
     from bench.measure.engines import engine_options
-    from bench.measure.instruments import CheckoutTimer, PoolWatcher
+    from bench.measure.instruments import WAIT, CheckoutTimer, PoolWatcher
     from bench.measure.recorder import Recorder
     from bench.measure.spec import CellSpec
 
@@ -70,11 +70,16 @@ def main() -> None:
     n = TIGHT_OPS
 
     def recorder_us(histograms: bool) -> float:
+        """Per operation, as the workers record (their thread's sink, the instruments' box),
+        the batches' folds and the last flush included."""
         rec = Recorder(["read"], histograms)
+        box = CheckoutTimer.start_worker()
+        box[WAIT] = 2_000
 
         def loop() -> None:
+            record = rec.sink()
             for i in range(n):
-                rec.ok(0, 0, 150_000 + (i * 7919) % 5_000_000, 0, 2_000)
+                record(0, 0, 150_000 + (i * 7919) % 5_000_000, 0, box)
             rec.flush()
 
         return _best_us(loop, n)
