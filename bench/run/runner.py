@@ -187,9 +187,15 @@ class Zygote:
 
     def run(self, spec: CellSpec, stderr_path: str) -> tuple[int, bool]:
         """Fork a child for the cell; its exit code, and whether we interrupted it."""
+        return self.call(None, spec.to_json(), stderr_path)
+
+    def call(self, entry: str | None, text: str, stderr_path: str) -> tuple[int, bool]:
+        """Fork a child that runs ``entry`` (``"module:function"``; None: a cell) with ``text``;
+        its exit code, and whether we interrupted it."""
         stdin = self.child.proc.stdin
         assert stdin is not None
-        stdin.write(json.dumps({"spec": spec.to_json(), "stderr": stderr_path}) + "\n")
+        order = {"spec": text, "stderr": stderr_path, **({"entry": entry} if entry else {})}
+        stdin.write(json.dumps(order) + "\n")
         stdin.flush()
         pid = self.answer(timeout=60)["pid"]
         try:
@@ -284,6 +290,33 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True  # another user's process
     return True
+
+
+def run_forked(zygote: Zygote, entry: str, payload: dict[str, Any]) -> tuple[Any, int, str]:
+    """Run ``entry`` (``"module:function"``, given the payload as JSON text, plus ``out_path``:
+    where it writes its JSON result) in a child forked from ``zygote``, as a cell is run. Its
+    result (None when it wrote none), exit code and the last line of its stderr; Ctrl-C stops
+    the child and is raised again."""
+    fd, out_path = tempfile.mkstemp(prefix=f"{CELL_FILES}{os.getpid()}-", suffix=".json")
+    os.close(fd)
+    os.unlink(out_path)
+    err_path = f"{out_path}.stderr"
+    try:
+        code, interrupted = zygote.call(entry, json.dumps({**payload, "out_path": out_path}),
+                                        err_path)  # fmt: skip
+        if interrupted:
+            raise KeyboardInterrupt
+        with open(err_path, "rb") as fh:
+            tail = last_line(fh.read(), default="")
+        try:
+            with open(out_path, encoding="utf-8") as fh:
+                return json.load(fh), code, tail
+        except (OSError, json.JSONDecodeError):
+            return None, code, tail
+    finally:
+        for path in (out_path, err_path):
+            if os.path.exists(path):
+                os.unlink(path)
 
 
 def _interrupted(result: CellResult, interrupted: bool) -> CellResult:

@@ -12,8 +12,11 @@ heap. The zygote and every child die with their parent (``die_with_parent``: a S
 runner takes its fork server and the cell with it). Children get their own session (Ctrl-C in
 the terminal reaches only the runner, which stops a cell deliberately) and their own stderr file.
 
-Protocol, one JSON object per line: the runner writes ``{"spec": ..., "stderr": path}``; the
-zygote answers ``{"pid": N}`` when the child starts and ``{"pid": N, "code": C}`` when it ends.
+Protocol, one JSON object per line: the runner writes ``{"spec": ..., "stderr": path}`` (and
+``"entry": "module:function"``, what the child runs with the spec's text: by default a cell,
+``bench.measure.cell:run_order``; the selfcheck's bare driver loops are forked the same way, so
+that the harness and its reference differ only by the harness's code); the zygote answers
+``{"pid": N}`` when the child starts and ``{"pid": N, "code": C}`` when it ends.
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ PRELOAD = (
     "asyncpg",
     "aiosqlite",
 )
+
+
+ENTRY = "bench.measure.cell:run_order"  # what a child runs, unless the order names another
 
 
 def serve() -> NoReturn:
@@ -84,9 +90,8 @@ def _child(order: dict[str, str], zygote: int) -> None:
         nothing = os.open(os.devnull, os.O_RDWR)
         os.dup2(nothing, 0)  # the zygote's pipes are not the cell's business
         os.dup2(nothing, 1)
-        from bench.measure.cell import run_order
-
-        code = run_order(order["spec"])
+        module, _, function = order.get("entry", ENTRY).partition(":")
+        code = getattr(importlib.import_module(module), function)(order["spec"])
     except BaseException:
         traceback.print_exc()
     finally:

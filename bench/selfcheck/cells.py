@@ -1,24 +1,27 @@
 """The harness's own cells, run for the selfcheck: one cell in a fresh process that must run
-cleanly (``clean_cell``), its client CPU per operation, and the overhead pairs (the same cell
-with recording and with counts only, alternating which goes first).
+cleanly (``clean_cell``: forked from a fork server, as ``bench run`` runs its cells), its client
+CPU per operation, and the overhead pairs (the same cell with recording and with counts only,
+alternating which goes first).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from bench.errors import RunError
 from bench.measure.spec import CellSpec
 from bench.results.schema import CellResult
-from bench.run.runner import run_cell_process
+from bench.run.runner import Zygote, run_cell_process
 from bench.selfcheck.figures import OVERHEAD_TARGET, judge
 from bench.stats.summary import median
 
 
-def clean_cell(spec: CellSpec) -> CellResult:
-    """One cell in a fresh process; a cell that did not run cleanly ends the selfcheck."""
-    result, interrupted = run_cell_process(spec)
+def clean_cell(spec: CellSpec, zygote: Zygote | None = None) -> CellResult:
+    """One cell in a fresh process (forked from ``zygote`` when given); a cell that did not run
+    cleanly ends the selfcheck."""
+    result, interrupted = run_cell_process(spec, zygote)
     if interrupted or result.get("status") == "interrupted":
         raise KeyboardInterrupt
     if result.get("status") != "ok" or result.get("failed"):
@@ -31,8 +34,11 @@ def cpu_us_per_op(result: CellResult) -> float:
     return float(result["client"]["cpu_s"]) / result["completed"] * 1e6
 
 
-def overhead_pairs(template: CellSpec, pairs: int) -> dict[str, Any]:
-    """Throughput with and without recording, ``pairs`` times, alternating which goes first."""
+def overhead_pairs(
+    template: CellSpec, pairs: int, fork_server: Callable[[int], Zygote | None] = lambda n: None
+) -> dict[str, Any]:
+    """Throughput with and without recording, ``pairs`` times, alternating which goes first;
+    round ``n``'s cells forked from ``fork_server(n)``."""
     with_rec: list[float] = []
     without: list[float] = []
     cpu_with: list[float] = []
@@ -43,7 +49,7 @@ def overhead_pairs(template: CellSpec, pairs: int) -> dict[str, Any]:
         got: dict[bool, float] = {}
         cpu: dict[bool, float] = {}
         for instrument in order:
-            result = clean_cell(replace(template, instrument=instrument))
+            result = clean_cell(replace(template, instrument=instrument), fork_server(n))
             got[instrument] = result["throughput"]
             cpu[instrument] = cpu_us_per_op(result)
             budget = result.get("budget")

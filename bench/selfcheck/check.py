@@ -19,26 +19,28 @@ and the sweep live in modules of their own beside it.
   PostgreSQL. Target: under 2 minutes.
 
 Every ratio comes from runs interleaved in this invocation: rounds of A B A B ..., in an order
-that rotates from round to round, each cell in a fresh process, so a shared machine's drift hits
-both sides alike. A ratio is reported as the median over the rounds and its spread (min to max).
+that rotates from round to round, so a shared machine's drift hits both sides alike. Each cell,
+and each bare loop, runs in a process of its own forked from the round's fork server, as ``bench
+run`` runs its cells: the harness and its reference differ only by the harness's code, not by
+how their processes were started (see :mod:`bench.selfcheck.bare` for why that matters). A ratio
+is reported as the median over the rounds and its spread (min to max).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import sys
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench import children
+from bench.children import died_how
 from bench.db.drivers import connect_args
 from bench.db.target import Target
 from bench.errors import RunError
 from bench.measure.spec import CellSpec
 from bench.report.console_selfcheck import PATH_NAMES
 from bench.run.plan import auto_warmup
+from bench.run.runner import Zygote, run_forked
 from bench.selfcheck import recording
 from bench.selfcheck.cells import clean_cell, cpu_us_per_op, overhead_pairs
 from bench.selfcheck.figures import (
@@ -100,9 +102,24 @@ class SelfCheck:
             connect_args=connect_args(target.sync_url, "asyncbench:admin"),
         )
         self.document: dict[str, Any] = {}
+        self._fork_server: tuple[object, Zygote] | None = None
 
     def close(self) -> None:
+        self._close_fork_server()
         self.admin.dispose()
+
+    def fork_server(self, key: object) -> Zygote:
+        """The fork server of the round ``key`` names: started afresh when the round changes
+        (as ``bench run`` starts one per round), the previous one closed."""
+        if self._fork_server is None or self._fork_server[0] != key:
+            self._close_fork_server()
+            self._fork_server = (key, Zygote())
+        return self._fork_server[1]
+
+    def _close_fork_server(self) -> None:
+        if self._fork_server is not None:
+            self._fork_server[1].close()
+            self._fork_server = None
 
     def spec(self, path: str, mode: str, workers: int, **settings: Any) -> CellSpec:
         found, options = self.paths[path]
@@ -126,19 +143,21 @@ class SelfCheck:
     def drop_bare_table(self) -> None:
         self.paths["raw"][0].metadata.drop_all(self.admin)
 
-    def bare(self, driver: str, clients: int) -> tuple[float, float]:
-        """Operations per second and client CPU microseconds per operation of a bare loop."""
+    def bare(self, driver: str, clients: int, zygote: Zygote) -> tuple[float, float]:
+        """Operations per second and client CPU microseconds per operation of a bare loop,
+        forked from ``zygote`` as a cell is (the URL, password included, goes down its pipe)."""
         self.seed_bare_table()
         url = self.target.sync_url.set(drivername="postgresql")
-        env = {**os.environ, "ASYNCBENCH_BARE_URL": url.render_as_string(hide_password=False)}
-        proc = children.run(
-            [sys.executable, "-m", "bench.selfcheck.bare", driver, "--clients", str(clients),
-             "--ops", str(self.settings.ops), "--warmup", str(auto_warmup(clients))],
-            env=env,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            raise RunError(f"the bare {driver} loop failed: {children.last_line(proc.stderr)}")
-        result = json.loads(proc.stdout)
+        order = {
+            "driver": driver,
+            "url": url.render_as_string(hide_password=False),
+            "clients": clients,
+            "ops": self.settings.ops,
+            "warmup": auto_warmup(clients),
+        }
+        result, code, tail = run_forked(zygote, "bench.selfcheck.bare:run_order", order)
+        if result is None or code != 0:
+            raise RunError(f"the bare {driver} loop failed: {tail or died_how(code)}")
         return float(result["ops_s"]), float(result["cpu_s"]) / result["ops"] * 1e6
 
     def ceiling(self) -> list[dict[str, Any]]:
@@ -153,6 +172,7 @@ class SelfCheck:
                 cpu: dict[str, list[float]] = {item: [] for item in items}
                 bound: dict[str, bool] = {"sync": False, "async": False}
                 for n in range(self.settings.pairs):
+                    zygote = self.fork_server(("ceiling", clients, n))
                     for item in rotate(items, n):
                         self.say(
                             f"ceiling: {clients} client(s), round {n + 1}/{self.settings.pairs}: "
@@ -164,11 +184,11 @@ class SelfCheck:
                             if tps is not None:
                                 got[item].append(tps)
                         elif kind == "bare":
-                            ops_s, cpu_us = self.bare(DRIVERS[mode], clients)
+                            ops_s, cpu_us = self.bare(DRIVERS[mode], clients, zygote)
                             got[item].append(ops_s)
                             cpu[item].append(cpu_us)
                         else:
-                            result = clean_cell(self.spec("raw", mode, clients))
+                            result = clean_cell(self.spec("raw", mode, clients), zygote)
                             got[item].append(result["throughput"])
                             cpu[item].append(cpu_us_per_op(result))
                             bound[mode] |= bool(result["client"]["client_bound"])
@@ -206,7 +226,7 @@ class SelfCheck:
             for cell in rotate(cells, n):
                 self.say(f"ORM and bridge cost: round {n + 1}/{self.settings.pairs}: {cell}")
                 path, mode = cell.split()
-                result = clean_cell(self.spec(path, mode, 1))
+                result = clean_cell(self.spec(path, mode, 1), self.fork_server(("orm", n)))
                 us[cell].append(float(result["latency"]["overall"]["mean_us"]))
         rows = []
         raw_sync, raw_async = us["raw sync"], us["raw async"]
@@ -236,6 +256,9 @@ class SelfCheck:
             for mode in ("sync", "async")
         }
 
+    def overhead_fork_server(self, path: str, mode: str, n: int) -> Zygote:
+        return self.fork_server(("overhead", path, mode, n))
+
     def overhead(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         self.document["overhead"] = rows
@@ -247,7 +270,11 @@ class SelfCheck:
                     f"overhead: {PATH_NAMES[path]} {mode}, {self.settings.pairs} pairs of "
                     f"{self.settings.ops} operations ..."
                 )
-                row = overhead_pairs(self.spec(path, mode, size), self.settings.pairs)
+                row = overhead_pairs(
+                    self.spec(path, mode, size),
+                    self.settings.pairs,
+                    functools.partial(self.overhead_fork_server, path, mode),
+                )
                 cpu = median(row["cpu_us_per_op_counts_only"]) or 0.0
                 rows.append({
                     "path": path, "scenario": PATHS[path][0], **row,
@@ -274,7 +301,7 @@ class SelfCheck:
             spec = CellSpec.for_target(
                 noop.source, self.target, mode=mode, ops=ops, warmup=100, instrument=True
             )
-            result = clean_cell(spec)
+            result = clean_cell(spec, self.fork_server(("memory", mode)))
             peak = float(result["client"]["peak_rss_mb"])
             rows.append({
                 "mode": mode, "scenario": "noop", "ops": result["completed"],
