@@ -434,7 +434,8 @@ def test_chaos_bench_run_killed_at_random_moments(
     points = []
     for n in range(CHAOS_KILLS):
         where = ("--dburl", machine_pg) if n % 2 == 0 else ()
-        points.append((where, rng.choice([signal.SIGKILL, signal.SIGINT]), rng.uniform(0.5, 7)))
+        signum = (signal.SIGKILL, signal.SIGINT)[(n // 2) % 2]  # each signal on each database
+        points.append((where, signum, rng.uniform(0.5, 7)))
     for k, (where, signum, after) in enumerate(points):
         cwd = tmp_path / f"kill{k}"
         cwd.mkdir()
