@@ -124,7 +124,7 @@ def run_sync(
         lease = new_lease()
         record, now = rec.sink(), time.perf_counter_ns
         while (i := phase.take()) is not None:
-            code = seq.codes[i]
+            code = seq.code(i)
             due = 0
             if phase.interval_ns:
                 due = phase.due_ns(i)
@@ -208,7 +208,7 @@ async def run_async(
         lease = new_lease()
         record, now = rec.sink(), time.perf_counter_ns
         while (i := phase.take()) is not None:
-            code = seq.codes[i]
+            code = seq.code(i)
             due = 0
             if phase.interval_ns:
                 due = phase.due_ns(i)
