@@ -176,3 +176,24 @@ def test_a_deeply_nested_document_is_refused_in_one_line(bench: Bench, tmp_path:
         proc = bench(*args)
         assert proc.returncode == 2, proc.stdout + proc.stderr
         assert "nested too deeply" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_version_4_selfcheck_says_holds_misses_or_inconclusive() -> None:
+    """Version 5 decided the selfcheck's targets: an older document's yes, no and unclear come
+    back as holds, misses and inconclusive, every one of them, and nothing else changes."""
+    old = json.loads(fixture(4, "selfcheck").read_text())
+    words = {"yes": "holds", "no": "misses", "unclear": "inconclusive"}
+
+    def verdicts(figures: Any) -> list[str]:
+        rows = [r for name in ("ceiling", "overhead", "memory", "targets")
+                for r in figures.get(name) or []]  # fmt: skip
+        rows += (figures.get("budget_cost") or {}).get("rows") or []
+        rows += [figures["sweep"]] if figures.get("sweep") else []
+        return [r["holds"] for r in rows]
+
+    before = verdicts(old["figures"])
+    assert before and set(before) <= set(words)
+    check = store.load_selfcheck(fixture(4, "selfcheck"))
+    assert verdicts(check["figures"]) == [words[v] for v in before]
+    memory, old_memory = check["figures"]["memory"][0], old["figures"]["memory"][0]
+    assert memory["peak_rss_mb"] == old_memory["peak_rss_mb"]

@@ -15,10 +15,12 @@ from sqlalchemy.engine import make_url
 from bench.db.target import target_from_url
 from bench.selfcheck import figures
 from bench.selfcheck.pgbench import PGBENCH_TABLES, Pgbench
+from bench.stats.targets import decide_target
 from tests.conftest import engine_for, harness_connections
 
 REDUCED = (
-    "--pairs", "1", "--concurrency", "1,2", "--ops", "200", "--memory-ops", "2000",
+    "--pairs", "3", "--max-rounds", "3", "--concurrency", "1,2", "--ops", "200",
+    "--memory-ops", "2000",
     "--pgbench-time", "1", "--sweep-args=--pool-sizes 1 --ops 50 --trials 1 --no-report",
 )  # fmt: skip
 TITLES = (
@@ -29,7 +31,8 @@ TITLES = (
     "Sweep time:",
     "Targets:",
 )
-VERDICT = r"(yes|no|unclear)"
+VERDICT = r"(holds|misses|inconclusive)"
+WORDS = ("holds", "misses", "inconclusive")
 
 
 def sections(out: str) -> dict[str, str]:
@@ -62,9 +65,10 @@ def test_selfcheck_prints_every_row_and_sane_figures(bench, pg_url: str, tmp_pat
         for client in ("psycopg2 threads", "asyncpg tasks"):
             assert has_row(ceiling, clients, client), (clients, client, ceiling)
     orm = parts["ORM and bridge cost:"]
-    assert has_row(orm, "raw driver", "raw", r"(\d+)", r"(\d+)", "-", "-", r"([+-]\d+)")
-    assert has_row(orm, "Core", "core", r"(\d+)", r"(\d+)", r"([+-]\d+)")
-    assert has_row(orm, "ORM", "pk_read", r"(\d+)", r"(\d+)", r"([+-]\d+)")
+    us, diff = r"(\d+(?: \(\d+ to \d+\))?)", r"([+-]\d+(?: \([+-]\d+ to [+-]\d+\))?)"
+    assert has_row(orm, "raw driver", "raw", us, us, "-", "-", diff)
+    assert has_row(orm, "Core", "core", us, us, diff)
+    assert has_row(orm, "ORM", "pk_read", us, us, diff)
     overhead = parts["Instrumentation overhead:"]
     for name in ("raw driver", "Core", "ORM"):
         for mode in ("sync", "async"):
@@ -73,7 +77,7 @@ def test_selfcheck_prints_every_row_and_sane_figures(bench, pg_url: str, tmp_pat
         assert has_row(parts["Memory:"], mode, "noop", "2,000", r"([\d,]+)", r"([\d.]+ MB)")
     assert has_row(parts["Sweep time:"], "bench run --scenario crud --pool-sizes 1")
     targets = parts["Targets:"]
-    for target in ("raw path >= 0.9 x bare psycopg2 loop", "raw path >= 0.9 x bare asyncpg loop",
+    for target in ("raw path >= 0.95 x bare psycopg2 loop", "raw path >= 0.95 x bare asyncpg loop",
                    "instrumentation overhead <= 3%", "peak memory of a 2,000-operation cell",
                    "default sweep < 120 s",
                    "time budget's statement clock <= 2% of an ORM operation"):  # fmt: skip
@@ -89,7 +93,12 @@ def test_selfcheck_prints_every_row_and_sane_figures(bench, pg_url: str, tmp_pat
     ]  # fmt: skip
     for row in figures["ceiling"]:
         assert positive(row["bare_ops_s"]) and positive(row["raw_ops_s"])
-        assert positive(row["raw_over_bare"]) and row["holds"] in ("yes", "no", "unclear")
+        assert positive(row["raw_over_bare"]) and row["holds"] in WORDS
+        decision = row["decision"]  # the paired ratio, its interval and its rounds
+        assert decision["verdict"] == row["holds"] and decision["rounds"] == row["rounds"]
+        assert decision["low"] <= decision["ratio"] <= decision["high"]
+        assert (decision["needed"] is not None) == (row["holds"] == "inconclusive")
+        assert decision["text"].startswith(row["holds"])
         assert positive(row["bare_cpu_us"]) and positive(row["raw_cpu_us"])
         if row["pgbench_tps"] is None:  # no pgbench on this machine: the table says why
             assert row["pgbench_error"] and row["pgbench_error"] in ceiling
@@ -103,6 +112,8 @@ def test_selfcheck_prints_every_row_and_sane_figures(bench, pg_url: str, tmp_pat
         assert all(v > 0 for v in row["ops_s_recording"] + row["ops_s_counts_only"])
         assert all(v > 0 for v in row["cpu_us_per_op_recording"])
         assert 0 < row["recording_cpu_us"] < 1000 and 0 < row["recording_cpu_share"] < 1
+        assert row["holds"] in WORDS and row["decision"]["verdict"] == row["holds"]
+        assert row["rounds"] == len(row["ops_s_recording"]) >= 3
     assert [r["mode"] for r in figures["memory"]] == ["sync", "async"]
     for row in figures["memory"]:
         assert row["ops"] == 2000 and 10 < row["peak_rss_mb"] < 10_000 and row["ops_s"] > 0
@@ -141,25 +152,12 @@ def test_the_statement_clock_cost_is_decided_from_its_interval() -> None:
     cheap = [[0.1, 0.8], [0.1, 0.7], [0.1, 0.75]]  # 0.65 us per statement, narrow
     got = figures.budget_cost(cheap, overhead)
     assert got is not None and [r["mode"] for r in got["rows"]] == ["sync"]
-    assert got["rows"][0]["holds"] == "yes" and got["rows"][0]["share_high"] < 0.02
+    assert got["rows"][0]["holds"] == "holds" and got["rows"][0]["share_high"] < 0.02
     dear = [[0.1, 10.1], [0.1, 10.3], [0.1, 9.9]]  # 10 us: 5% of 200 us
-    assert figures.budget_cost(dear, overhead)["rows"][0]["holds"] == "no"  # type: ignore[index]
+    assert figures.budget_cost(dear, overhead)["rows"][0]["holds"] == "misses"  # type: ignore[index]
     wide = [[0.1, 0.2], [0.1, 8.1], [0.1, 4.1]]  # the interval straddles 2%
-    assert figures.budget_cost(wide, overhead)["rows"][0]["holds"] == "unclear"  # type: ignore[index]
-
-
-def test_judge_needs_every_round_or_a_narrow_spread() -> None:
-    at_least = figures.CEILING_TARGET
-    margin = 1 - at_least
-
-    def meets(v: float) -> bool:
-        return v >= at_least
-
-    assert figures.judge([0.95, 0.91, 0.97], meets, margin) == "yes"
-    assert figures.judge([0.5, 0.6, 0.89], meets, margin) == "no"
-    assert figures.judge([0.85, 0.92, 0.93], meets, margin) == "yes"  # narrow: the median
-    assert figures.judge([0.85, 0.86, 0.93], meets, margin) == "no"
-    assert figures.judge([0.5, 0.92, 0.95], meets, margin) == "unclear"  # wide and straddling
+    verdict = figures.budget_cost(wide, overhead)["rows"][0]["holds"]  # type: ignore[index]
+    assert verdict == "inconclusive"
 
 
 def test_rounds_rotate_so_none_always_runs_first() -> None:
@@ -173,19 +171,36 @@ def test_targets_sum_up_the_worst_case() -> None:
     def figure(*values: float) -> dict[str, Any]:
         return figures.spread(list(values))
 
+    def decided(rounds: list[tuple[float, float]]) -> dict[str, object]:
+        return decide_target(rounds, figures.CEILING_TARGET).to_json()
+
+    clear_hold = [(100.0, 99.0), (100.0, 98.5), (100.0, 99.2)]
+    clear_miss = [(100.0, 70.0), (100.0, 71.0), (100.0, 69.0)]
+    straddling = [(100.0, 80.0), (100.0, 101.0), (100.0, 90.0)]
+
     document = {
         "ceiling": [
-            {"clients": 1, "mode": "sync", "raw_over_bare": figure(0.95), "holds": "yes"},
-            {"clients": 4, "mode": "sync", "raw_over_bare": figure(0.7), "holds": "no"},
-            {"clients": 1, "mode": "async", "raw_over_bare": figure(0.92), "holds": "yes"},
+            {"clients": 1, "mode": "sync", "raw_over_bare": figure(0.99), "holds": "holds",
+             "decision": decided(clear_hold)},
+            {"clients": 4, "mode": "sync", "raw_over_bare": figure(0.7), "holds": "misses",
+             "decision": decided(clear_miss)},
+            {"clients": 1, "mode": "async", "raw_over_bare": figure(0.9), "holds": "inconclusive",
+             "decision": decided(straddling)},
+            {"clients": 4, "mode": "async", "raw_over_bare": figure(0.99), "holds": "holds",
+             "decision": decided(clear_hold)},
         ],
-        "memory": [{"mode": "sync", "ops": 1000, "peak_rss_mb": 80.0, "holds": "yes"}],
-    }
+        "memory": [{"mode": "sync", "ops": 1000, "peak_rss_mb": 80.0, "holds": "holds"}],
+    }  # fmt: skip
     sync, aio, memory = figures.targets(document)  # no overhead or sweep measured: no rows
-    assert "psycopg2" in sync["target"] and sync["holds"] == "no"
-    assert sync["measured"].startswith("0.70x at 4 client(s)")
-    assert "asyncpg" in aio["target"] and aio["holds"] == "yes"
-    assert memory["measured"] == "80.0 MB (sync)" and memory["holds"] == "yes"
+    assert "psycopg2" in sync["target"] and sync["holds"] == "misses"
+    assert sync["measured"].startswith("misses: 0.70x [") and "at 4 client(s)" in sync["measured"]
+    assert "asyncpg" in aio["target"] and aio["holds"] == "inconclusive"
+    assert (
+        aio["measured"].startswith("inconclusive: 0.9")
+        and "needed at 1 client(s)" in aio["measured"]
+    )
+    assert memory["measured"] == "80.0 MB (sync; one cell per mode)"
+    assert memory["holds"] == "holds"
 
 
 def test_pgbench_connects_where_the_url_points() -> None:

@@ -58,7 +58,31 @@ def add_parser(sub: Subcommands) -> None:
         type=number(int, 1, "--pairs", 100),
         default=3,
         metavar="N",
-        help="interleaved rounds of every comparison (default: 3)",
+        help="interleaved rounds of every comparison at first; a comparison whose target they "
+        "do not decide gets more, see --max-rounds (default: 3)",
+    )
+    command.add_argument(
+        "--max-rounds",
+        type=number(int, 1, "--max-rounds", 1000),
+        default=30,
+        metavar="N",
+        help="the most rounds a comparison may grow to, to decide its target (holds or misses) "
+        "at the machine's noise (default: 30)",
+    )
+    command.add_argument(
+        "--time-budget",
+        type=number(float, 60, "--time-budget", 86_400),
+        default=540.0,
+        metavar="S",
+        help="seconds the whole selfcheck should take: rounds are added to undecided comparisons "
+        "only while their share of it lasts (default: 540)",
+    )
+    command.add_argument(
+        "--quick",
+        action="store_true",
+        help="a short form: the first rounds only (an undecided target says inconclusive, with "
+        "the rounds it needs), 2,000 operations per cell, a 200,000-operation memory cell, no "
+        "sweep",
     )
     command.add_argument(
         "--pool-size",
@@ -142,11 +166,20 @@ def _settings(args: argparse.Namespace) -> Settings:
         sweep_args = tuple(shlex.split(args.sweep_args))
     except ValueError as exc:
         raise UsageError(f"--sweep-args: {exc}") from None
-    return selfcheck.Settings(
+    settings = selfcheck.Settings(
         concurrency=args.concurrency, ops=args.ops, pairs=args.pairs, pool_size=args.pool_size,
         memory_ops=args.memory_ops, pgbench_time=args.pgbench_time, sweep=args.sweep,
-        sweep_args=sweep_args,
+        sweep_args=sweep_args, max_rounds=max(args.max_rounds, args.pairs),
+        budget_s=args.time_budget,
     )  # fmt: skip
+    if args.quick:
+        from dataclasses import replace
+
+        settings = replace(
+            settings, max_rounds=args.pairs, ops=min(args.ops, 2000),
+            memory_ops=min(args.memory_ops, 200_000), sweep=False,
+        )  # fmt: skip
+    return settings
 
 
 def _open_postgres(

@@ -1,6 +1,6 @@
 """The selfcheck's tables in the terminal: the ceiling against pgbench and bare driver code, the
 cost of the ORM and of the async bridge, the instrumentation's overhead, memory, sweep time and
-the targets, each with its verdict (yes, no, unclear)."""
+the targets, each with its verdict (holds, misses, inconclusive)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,29 @@ from rich.table import Table
 
 from bench.report.console import fmt_ops, fmt_ratio, new_table
 from bench.stats.summary import median
+from bench.stats.targets import MAX_ROUNDS
 
 PATH_NAMES = {"raw": "raw driver", "core": "Core", "orm": "ORM"}  # the selfcheck's paths, in words
 
-_VERDICT_STYLE = {"yes": "green", "no": "red", "unclear": "yellow"}
+_VERDICT_STYLE = {"holds": "green", "misses": "red", "inconclusive": "yellow"}
+# a document from before version 5 said yes, no or unclear
+_OLD_WORDS = {"yes": "holds", "no": "misses", "unclear": "inconclusive"}
 
 
-def _verdict(verdict: str, detail: str = "") -> str:
-    """yes / no / unclear, coloured; unclear: the rounds disagree by more than the margin."""
-    text = f"{verdict} ({detail})" if detail and verdict == "unclear" else verdict
+def _verdict(verdict: str, decision: Mapping[str, Any] | None = None) -> str:
+    """holds / misses / inconclusive, coloured; with a ratio target's decision: its interval
+    and rounds (``0.97x [0.95-0.99], 8 rounds``; inconclusive: ``+-4.1%, 3 rounds, ~9
+    needed``)."""
+    verdict = _OLD_WORDS.get(verdict, verdict)
+    text = verdict
+    if decision and decision.get("ratio") is not None:
+        if verdict == "inconclusive":
+            needed = f", ~{decision['needed']} needed" if decision.get("needed") else ""
+            if (decision.get("needed") or 0) >= MAX_ROUNDS:
+                needed = f", over {MAX_ROUNDS} needed"
+            text += f" +-{decision['half_width']:.1%}, {decision['rounds']} rounds{needed}"
+        else:
+            text += f" [{decision['low']:.2f}-{decision['high']:.2f}], {decision['rounds']} rounds"
     style = _VERDICT_STYLE.get(verdict)
     return f"[{style}]{text}[/{style}]" if style else text
 
@@ -34,20 +48,31 @@ def _spread_of(figure: Mapping[str, Any] | None, fmt: str, unit: str = "", to: s
     return f"{mid} ({format(figure['min'], fmt)}{to}{format(figure['max'], fmt)})"
 
 
+def _ratio_of(row: Mapping[str, Any]) -> str:
+    """The paired ratio and its interval (a document before version 5: median (min-max))."""
+    decision = row.get("decision")
+    if not decision or decision.get("ratio") is None:
+        return _spread_of(row["raw_over_bare"], ".2f", "x", "-")
+    return f"{decision['ratio']:.2f}x ({decision['low']:.2f}-{decision['high']:.2f})"
+
+
 def ceiling_table(rows: Sequence[Mapping[str, Any]], ops: int, rounds: int, target: float) -> Table:
     table = new_table(
         f"Ceiling: one primary-key select per operation, {ops:,} operations per run, "
-        f"{rounds} interleaved round(s); target: raw/bare >= {target:g}",
+        f"{rounds} interleaved round(s) at first; target: raw/bare >= {target:g}",
         "pgbench: pgbench -S -M prepared with as many clients, transactions/s; bare: a few lines "
         "of driver code (bench/selfcheck/bare.py), no harness; raw: the harness's raw scenario "
-        "(writes=0), pool = clients, in a fresh process. raw/bare per round: median (min-max); "
-        "holds: raw/bare >= target in every round (unclear: the rounds straddle it and spread over "
-        "twice its margin); +CPU us/op: the client CPU time per operation of raw minus bare, "
-        "median: what the harness adds to each operation; /pgbench: medians, context, not a "
-        "target; *: client-bound, the raw cell's process used 90%+ of a core",
+        "(writes=0), pool = clients; each cell and bare loop in a process forked from the "
+        "round's fork server. raw/bare: the paired ratio over the rounds (geometric mean of the "
+        "per-round ratios) and its 95% interval (low-high); holds: the interval lies above the "
+        "target (misses: below; inconclusive: it straddles the target: the Targets table says "
+        "about how many rounds would decide it); n: the rounds, the first ones, then more until "
+        "decided or the time is up; +CPU us: the client CPU time per operation of raw minus "
+        "bare, median: what the harness adds to each operation; /pg: over pgbench's, medians, "
+        "context, not a target; *: client-bound, the raw cell's process used 90%+ of a core",
     )
     for name in ("clients", "client", "pgbench tps", "bare ops/s", "raw ops/s", "raw/bare",
-                 "holds", "+CPU us/op", "bare/pgbench", "raw/pgbench"):  # fmt: skip
+                 "n", "holds", "+CPU us", "bare/pg", "raw/pg"):  # fmt: skip
         table.add_column(name, justify="left" if name == "client" else "right", no_wrap=True)
     for row in rows:
         pgbench = row["pgbench_tps"]
@@ -57,7 +82,8 @@ def ceiling_table(rows: Sequence[Mapping[str, Any]], ops: int, rounds: int, targ
             fmt_ops(pgbench["median"]) if pgbench else (row["pgbench_error"] or "-"),
             fmt_ops(row["bare_ops_s"]["median"]),
             fmt_ops(row["raw_ops_s"]["median"]) + (" *" if row["raw_client_bound"] else ""),
-            _spread_of(row["raw_over_bare"], ".2f", "x", "-"),
+            _ratio_of(row),
+            str(row.get("rounds") or len(row["raw_over_bare"]["values"])),
             _verdict(row["holds"]),
             f"{row['harness_cpu_us']['median']:+.0f}",
             fmt_ratio((row["bare_over_pgbench"] or {}).get("median")),
@@ -97,12 +123,13 @@ def orm_cost_table(cost: Mapping[str, Any], ops: int) -> Table:
 def overhead_table(rows: Sequence[Mapping[str, Any]], settings: Any, target: float) -> Table:
     table = new_table(
         f"Instrumentation overhead: pool {settings.pool_size}, {settings.pool_size} workers, "
-        f"{settings.ops:,} operations per cell, {settings.pairs} interleaved pair(s)",
+        f"{settings.ops:,} operations per cell, {settings.pairs} interleaved pair(s) at first",
         "throughput overhead = 1 - (ops/s recording) / (ops/s counts only), per pair, median "
         "(min to max); CPU/op: the harness's CPU time per operation, recording / counts only - "
-        "1, median; ops/s: medians. holds: judged on throughput; unclear: the pairs straddle the "
-        "target and disagree by more than twice it: the machine's noise is larger than the "
-        "effect. recording us/op: the CPU that histograms, pool events and checkout timing add "
+        "1, median; ops/s: medians. holds: judged on throughput, the paired ratio (recording over "
+        "counts only) with its 95% interval above 1 - target (misses: below; inconclusive: it "
+        "straddles, with about the rounds that would decide it). recording us/op: the CPU that "
+        "histograms, pool events and checkout timing add "
         "to one operation, timed in a tight loop without I/O (steady; the loop-lag heartbeat "
         "and the pool sampler add about 0.2% of a core besides); share: that over the path's "
         "CPU per operation: the throughput lost when the client is the bottleneck, less when "
@@ -125,7 +152,7 @@ def overhead_table(rows: Sequence[Mapping[str, Any]], settings: Any, target: flo
             f"{row['recording_cpu_us']:.1f}" if "recording_cpu_us" in row else "-",
             "-" if share is None else f"{share:.1%}",
             f"<= {target:.0%}",
-            _verdict(row["holds"], f"spread {max(overheads) - min(overheads):.0%}"),
+            _verdict(row["holds"], row.get("decision")),
         )
     return table
 

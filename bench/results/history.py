@@ -55,4 +55,14 @@ HISTORY: dict[int, str] = {
     "`window_s`, `settle_s`, `threads`, `max_overflow`; `users` becomes a list and "
     "`run_time` each phase's window. The `loadtest` summary (both sides in one process, one "
     "run) is gone; a version 3 load test keeps it, with empty `phases` and `summary`.",
+    5: "Targets decided. A selfcheck's every target says `holds`, `misses` or `inconclusive` (it "
+    "said `yes`, `no` or `unclear`). The ceiling's and the overhead's rows gain `rounds` (the "
+    "first rounds and those added to decide the target) and `decision`: `verdict`, `text`, "
+    "`bound`, `rounds`, the paired `ratio` (raw over bare; recording over counts only) with its "
+    "95% interval (`low`, `high`, `half_width`) and, when inconclusive, `needed` (about the "
+    "rounds that would decide it); the overhead's rows keep each round's `statements`. The "
+    "ceiling's bare loops run forked from the round's fork server, as cells are. Its target is "
+    "now 0.95 (it was 0.9). A version 4 selfcheck gets the new words for its old ones (`yes` "
+    "holds, `no` misses, `unclear` inconclusive) and no `decision` (it had none). Run and load-"
+    "test documents are unchanged.",
 }

@@ -85,7 +85,28 @@ def v3_to_v4(document: Raw) -> Raw:
     return document
 
 
-STEPS: dict[int, Callable[[Raw], Raw]] = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4}
+OLD_WORDS = {"yes": "holds", "no": "misses", "unclear": "inconclusive"}
+
+
+def v4_to_v5(document: Raw) -> Raw:
+    """A selfcheck's targets said yes, no or unclear: they say holds, misses or inconclusive
+    (no ``decision``: the old ones had no interval). Runs and load tests are unchanged."""
+    if document.get("kind") != "selfcheck":
+        return document
+    figures = document.get("figures") or {}
+    rows: list[Any] = []
+    for name in ("ceiling", "overhead", "memory", "targets"):
+        rows += figures.get(name) or []
+    rows += (figures.get("budget_cost") or {}).get("rows") or []
+    if isinstance(figures.get("sweep"), dict):
+        rows.append(figures["sweep"])
+    for row in rows:
+        if isinstance(row, dict) and row.get("holds") in OLD_WORDS:
+            row["holds"] = OLD_WORDS[row["holds"]]
+    return document
+
+
+STEPS: dict[int, Callable[[Raw], Raw]] = {1: v1_to_v2, 2: v2_to_v3, 3: v3_to_v4, 4: v4_to_v5}
 
 
 class TooNew(ValueError):

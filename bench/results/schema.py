@@ -22,7 +22,7 @@ from typing import Any, Literal, TypedDict
 
 from typing_extensions import NotRequired
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 Kind = Literal["run", "loadtest", "selfcheck", "comparison"]
 KINDS: tuple[Kind, ...] = ("run", "loadtest", "selfcheck", "comparison")

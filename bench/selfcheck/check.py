@@ -29,6 +29,7 @@ is reported as the median over the rounds and its spread (min to max).
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -42,14 +43,20 @@ from bench.report.console_selfcheck import PATH_NAMES
 from bench.run.plan import auto_warmup
 from bench.run.runner import Zygote, run_forked
 from bench.selfcheck import recording
-from bench.selfcheck.cells import clean_cell, cpu_us_per_op, overhead_pairs
+from bench.selfcheck.cells import (
+    clean_cell,
+    cpu_us_per_op,
+    joined,
+    more_overhead,
+    overhead_pairs,
+)
 from bench.selfcheck.figures import (
     CEILING_TARGET,
     DRIVERS,
     MEMORY_TARGET_MB,
+    OVERHEAD_TARGET,
     budget_cost,
     differences,
-    judge,
     ratios,
     rotate,
     spread,
@@ -57,6 +64,7 @@ from bench.selfcheck.figures import (
 from bench.selfcheck.pgbench import Pgbench
 from bench.selfcheck.sweep import time_sweep
 from bench.stats.summary import median
+from bench.stats.targets import TargetDecision, decide_target, two_looks
 
 # path -> (scenario, its options): the same primary-key select at three levels
 PATHS: dict[str, tuple[str, dict[str, str]]] = {
@@ -66,13 +74,18 @@ PATHS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 Say = Callable[[str], None]
+# the steps that add rounds to decide a target may do so until this share of ``budget_s`` is
+# spent: what is left is for the steps after them (the memory cells; the sweep, 2-3 minutes)
+SHARE_OF_BUDGET = {"ceiling": 0.4, "overhead": 0.65}
 
 
 @dataclass(frozen=True)
 class Settings:
     concurrency: tuple[int, ...] = (1, 4, 10)  # clients of the ceiling
     ops: int = 5000  # measured operations per cell and per bare loop
-    pairs: int = 3  # interleaved rounds of every comparison
+    pairs: int = 3  # interleaved rounds of every comparison, at first
+    max_rounds: int = 30  # rounds a comparison may grow to, to decide its target (pairs: never)
+    budget_s: float = 540.0  # the selfcheck's time, which the added rounds must fit in
     pool_size: int = 4  # pool and workers of the overhead cells
     memory_ops: int = 1_000_000
     pgbench_time: int = 2  # seconds per pgbench run
@@ -102,6 +115,7 @@ class SelfCheck:
             connect_args=connect_args(target.sync_url, "asyncbench:admin"),
         )
         self.document: dict[str, Any] = {}
+        self.started = time.monotonic()
         self._fork_server: tuple[object, Zygote] | None = None
 
     def close(self) -> None:
@@ -161,61 +175,108 @@ class SelfCheck:
         return float(result["ops_s"]), float(result["cpu_s"]) / result["ops"] * 1e6
 
     def ceiling(self) -> list[dict[str, Any]]:
+        """Per number of clients: rounds of pgbench, the bare loops and the raw path, the order
+        rotating; each driver's target (raw >= ``CEILING_TARGET`` x bare) judged on the first
+        rounds and, when undecided, on as many more rounds of its bare loop and raw path as
+        would decide it (:mod:`bench.stats.targets`), as long as the time allows."""
         pgbench = Pgbench(self.target, self.admin)
         rows: list[dict[str, Any]] = []
         self.document["ceiling"] = rows
         items = ["pgbench", "bare sync", "raw sync", "bare async", "raw async"]
+        first = self.settings.pairs
         try:
             pgbench.init()
             for clients in self.settings.concurrency:
                 got: dict[str, list[float]] = {item: [] for item in items}
                 cpu: dict[str, list[float]] = {item: [] for item in items}
                 bound: dict[str, bool] = {"sync": False, "async": False}
-                for n in range(self.settings.pairs):
-                    zygote = self.fork_server(("ceiling", clients, n))
-                    for item in rotate(items, n):
-                        self.say(
-                            f"ceiling: {clients} client(s), round {n + 1}/{self.settings.pairs}: "
-                            f"{item if item != 'pgbench' else pgbench.binary or item}"
-                        )
-                        kind, _, mode = item.partition(" ")
-                        if kind == "pgbench":
-                            tps = pgbench.run(clients, self.settings.pgbench_time)
-                            if tps is not None:
-                                got[item].append(tps)
-                        elif kind == "bare":
-                            ops_s, cpu_us = self.bare(DRIVERS[mode], clients, zygote)
-                            got[item].append(ops_s)
-                            cpu[item].append(cpu_us)
-                        else:
-                            result = clean_cell(self.spec("raw", mode, clients), zygote)
-                            got[item].append(result["throughput"])
-                            cpu[item].append(cpu_us_per_op(result))
-                            bound[mode] |= bool(result["client"]["client_bound"])
-                pg = got["pgbench"] if len(got["pgbench"]) == self.settings.pairs else None
-                for mode in ("sync", "async"):
+
+                play = functools.partial(self._ceiling_round, pgbench, clients, got, cpu, bound)
+                for n in range(first):
+                    play(n, items, first)
+                pilots = {
+                    m: decide_target(zip(got[f"bare {m}"], got[f"raw {m}"], strict=True),
+                                     CEILING_TARGET)
+                    for m in DRIVERS
+                }  # fmt: skip
+                undecided = [m for m in DRIVERS if pilots[m].word == "inconclusive"]
+                want = self.rounds_wanted([pilots[m] for m in undecided])
+                order = [f"{kind} {m}" for m in undecided for kind in ("bare", "raw")]
+                n = first
+                while n < want and self.time_left("ceiling"):
+                    play(n, order, want)
+                    n += 1
+                pg = got["pgbench"] if len(got["pgbench"]) == first else None
+                for mode in DRIVERS:
                     bare, raw = got[f"bare {mode}"], got[f"raw {mode}"]
-                    over = ratios(raw, bare)
+                    pairs = list(zip(bare, raw, strict=True))
+                    decision = two_looks(pairs[:first], pairs[first:], CEILING_TARGET)
                     rows.append({
                         "clients": clients, "mode": mode, "driver": DRIVERS[mode],
                         "pgbench_tps": spread(pg) if pg else None,
                         "pgbench_error": None if pg else pgbench.error,
                         "bare_ops_s": spread(bare), "raw_ops_s": spread(raw),
-                        "raw_over_bare": spread(over),
+                        "raw_over_bare": spread(ratios(raw, bare)),
                         "bare_cpu_us": spread(cpu[f"bare {mode}"]),
                         "raw_cpu_us": spread(cpu[f"raw {mode}"]),
                         "harness_cpu_us": spread(
                             differences(cpu[f"raw {mode}"], cpu[f"bare {mode}"])
                         ),
-                        "bare_over_pgbench": spread(ratios(bare, pg)) if pg else None,
-                        "raw_over_pgbench": spread(ratios(raw, pg)) if pg else None,
+                        "bare_over_pgbench": spread(ratios(bare[:first], pg)) if pg else None,
+                        "raw_over_pgbench": spread(ratios(raw[:first], pg)) if pg else None,
                         "raw_client_bound": bound[mode],
-                        "holds": judge(over, lambda v: v >= CEILING_TARGET, 1 - CEILING_TARGET),
+                        "rounds": len(pairs),
+                        "decision": decision.to_json(),
+                        "holds": decision.word,
                     })  # fmt: skip
         finally:
             pgbench.drop()
             self.drop_bare_table()
         return rows
+
+    def _ceiling_round(
+        self,
+        pgbench: Pgbench,
+        clients: int,
+        got: dict[str, list[float]],
+        cpu: dict[str, list[float]],
+        bound: dict[str, bool],
+        n: int,
+        order: list[str],
+        of: int,
+    ) -> None:
+        """Round ``n`` (of ``of``) of the ceiling's ``order`` at ``clients`` clients, each
+        figure appended to ``got`` and ``cpu``; ``bound``: a raw cell was client-bound."""
+        zygote = self.fork_server(("ceiling", clients, n))
+        for item in rotate(order, n):
+            self.say(
+                f"ceiling: {clients} client(s), round {n + 1}/{of}: "
+                f"{item if item != 'pgbench' else pgbench.binary or item}"
+            )
+            kind, _, mode = item.partition(" ")
+            if kind == "pgbench":
+                tps = pgbench.run(clients, self.settings.pgbench_time)
+                if tps is not None:
+                    got[item].append(tps)
+            elif kind == "bare":
+                ops_s, cpu_us = self.bare(DRIVERS[mode], clients, zygote)
+                got[item].append(ops_s)
+                cpu[item].append(cpu_us)
+            else:
+                result = clean_cell(self.spec("raw", mode, clients), zygote)
+                got[item].append(result["throughput"])
+                cpu[item].append(cpu_us_per_op(result))
+                bound[mode] |= bool(result["client"]["client_bound"])
+
+    def rounds_wanted(self, pilots: list[TargetDecision]) -> int:
+        """How many rounds in all the undecided targets ask for, within ``max_rounds``."""
+        asked = max((d.needed or 0 for d in pilots), default=0)
+        return min(asked, self.settings.max_rounds)
+
+    def time_left(self, step: str) -> bool:
+        """Whether ``step`` may run another round: its share of ``budget_s`` is not spent (the
+        shares leave room for the steps after it)."""
+        return time.monotonic() - self.started < SHARE_OF_BUDGET[step] * self.settings.budget_s
 
     # -- ORM and bridge cost
 
@@ -270,11 +331,23 @@ class SelfCheck:
                     f"overhead: {PATH_NAMES[path]} {mode}, {self.settings.pairs} pairs of "
                     f"{self.settings.ops} operations ..."
                 )
-                row = overhead_pairs(
-                    self.spec(path, mode, size),
-                    self.settings.pairs,
-                    functools.partial(self.overhead_fork_server, path, mode),
+                spec = self.spec(path, mode, size)
+                fork = functools.partial(self.overhead_fork_server, path, mode)
+                row = first = overhead_pairs(spec, self.settings.pairs, fork)
+                pilot = decide_target(
+                    zip(row["ops_s_counts_only"], row["ops_s_recording"], strict=True),
+                    1 - OVERHEAD_TARGET,
                 )
+                want = self.rounds_wanted([pilot] if pilot.word == "inconclusive" else [])
+                added: dict[str, Any] | None = None
+                while row["rounds"] < want and self.time_left("overhead"):
+                    self.say(
+                        f"overhead: {PATH_NAMES[path]} {mode}, round {row['rounds'] + 1}/{want} "
+                        f"to decide the target ..."
+                    )
+                    more = overhead_pairs(spec, 1, fork, start=row["rounds"])
+                    added = more if added is None else joined(added, more)
+                    row = more_overhead(first, added)
                 cpu = median(row["cpu_us_per_op_counts_only"]) or 0.0
                 rows.append({
                     "path": path, "scenario": PATHS[path][0], **row,
@@ -306,7 +379,7 @@ class SelfCheck:
             rows.append({
                 "mode": mode, "scenario": "noop", "ops": result["completed"],
                 "ops_s": result["throughput"], "wall_s": result.get("wall_s"),
-                "peak_rss_mb": peak, "holds": "yes" if peak < MEMORY_TARGET_MB else "no",
+                "peak_rss_mb": peak, "holds": "holds" if peak < MEMORY_TARGET_MB else "misses",
             })  # fmt: skip
         return rows
 

@@ -67,5 +67,5 @@ def time_sweep(extra: tuple[str, ...], say: Callable[[str], None]) -> dict[str, 
     return {
         "command": shown, "wall_s": wall, "cells": cells, "returncode": proc.returncode,
         "error": None if ok else children.last_line(proc.stderr),
-        "holds": ("yes" if wall < SWEEP_TARGET_S else "no") if ok else "no",
+        "holds": ("holds" if wall < SWEEP_TARGET_S else "misses") if ok else "misses",
     }  # fmt: skip
