@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import pytest
 
+from bench.results.schema import SCHEMA_VERSION
 from tests.conftest import TEST_RUN, leftovers
 
 PHASE_LINE = re.compile(r"phase (\d+)/(\d+): round (\d+), (\w+), .*service pid (\d+)")
@@ -119,7 +120,7 @@ def test_phases_isolate_the_sides_and_alternate(bench: Any, tmp_path: Path, pg_u
     assert (row["pool_size"], row["concurrency"], row["rounds"]) == (10, 2, 2)
     assert row["verdict"]["text"] == "needs 3+ rounds"
     assert "needs 3+ rounds" in proc.stdout and "paired ratio" in proc.stdout
-    assert document["status"] == "complete" and document["schema_version"] == 4
+    assert document["status"] == "complete" and document["schema_version"] == SCHEMA_VERSION
     page = tmp_path / proc.stdout.split("report:")[1].split()[0]
     assert "in phases" in page.read_text()
     _assert_nothing_left(document)
