@@ -26,6 +26,10 @@ Nothing outlives its run:
   whatever killed the parent, SIGKILL included (Linux ``PR_SET_PDEATHSIG``; elsewhere a thread
   that watches the parent's pid). Every child started by ``Child.start`` learns its parent's pid
   from ``ASYNCBENCH_PARENT``.
+- ``run_coroutine(coro)``: ``asyncio.run`` for the command's own process, where a Ctrl-C must
+  stop the command: ``asyncio.run`` would take SIGINT over and turn it into a cancellation of
+  its task, which a driver that retries or wraps its connect can swallow (a Ctrl-C that landed
+  just before the probe's ``asyncio.run`` was lost that way: the run went on).
 - ``hold_in_children(fd)``: an open file (the run's lock file) every child started from then on
   holds too, down to the cells a fork server forks: a lock on it is released by the kernel only
   when the last process holding it has ended.
@@ -40,7 +44,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
@@ -256,3 +260,22 @@ def held_fds() -> tuple[int, ...]:
                 os.fstat(int(part))
                 fds.append(int(part))
     return tuple(fds)
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)``, with Ctrl-C raising ``KeyboardInterrupt`` as everywhere else in
+    the command instead of cancelling the task (see the module's notes). Elsewhere than the
+    main thread, plain ``asyncio.run``."""
+    import asyncio
+
+    if threading.current_thread() is not threading.main_thread():
+        return asyncio.run(coro)
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)  # not default_int_handler: asyncio keeps off
+    try:
+        return asyncio.run(coro)
+    finally:
+        signal.signal(signal.SIGINT, previous)

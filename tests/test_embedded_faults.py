@@ -187,14 +187,17 @@ def test_ctrl_c_at_any_moment_of_the_start_leaves_nothing(
     bench.wait_for(moment)
     bench.interrupt()
     code = bench.wait()
-    # A known defect, open: a Ctrl-C landing while pg_ctl starts the server is now and then
-    # lost (about 1 run in 3 at pg_ctl+0.15s, where the run then completes and exits 0). What
-    # this test guards still holds then, and is checked below: nothing is left behind.
+    # A known defect, open: a Ctrl-C landing just after pg_ctl started the server is now and
+    # then lost (the run then completes, exit 0). One cause was found and fixed (the probe's
+    # asyncio.run took SIGINT over and its cancel was swallowed: bench.children.run_coroutine),
+    # which took it from about 1 run in 3 to about 1 in 7 at pg_ctl+0.15s; the other is not
+    # found yet. What this test guards still holds then, and is checked below: nothing is left.
     lost = code == 0 and moment.startswith("pg_ctl")
     if moment == "0.3s" and code == -signal.SIGINT:
         # still starting the interpreter, before bench's code runs: Python's own exit, with
         # nothing started yet, which the checks below confirm
-        assert bench.stderr.rstrip().endswith("KeyboardInterrupt")
+        said = bench.stderr.rstrip()
+        assert said.endswith("KeyboardInterrupt") or said == "bench: interrupted", said
     else:
         assert code == 130 or lost, bench.stderr
         assert "Traceback" not in bench.stderr
@@ -203,7 +206,7 @@ def test_ctrl_c_at_any_moment_of_the_start_leaves_nothing(
     assert _server_folders(tmp) == []
     assert leftovers(tmp_path) == []
     if lost:
-        pytest.xfail("the Ctrl-C was lost while pg_ctl started the server (known, open)")
+        pytest.xfail("the Ctrl-C was lost just after pg_ctl started the server (known, open)")
 
 
 @pytest.mark.slow

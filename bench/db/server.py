@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.pool import NullPool
 
-from bench.children import hold_in_children, let_go_in_children
+from bench.children import hold_in_children, let_go_in_children, run_coroutine
 from bench.db.drivers import connect_args
 from bench.db.target import Target
 from bench.errors import RunError, one_line
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 def probe(target: Target) -> str:
     """Connect once through each driver; return the server's version or fail with one line."""
-    import asyncio
 
     from sqlalchemy import create_engine, text
     from sqlalchemy.ext.asyncio import create_async_engine
@@ -59,7 +58,7 @@ def probe(target: Target) -> str:
             await aengine.dispose()
 
     try:
-        asyncio.run(async_probe())
+        run_coroutine(async_probe())  # a Ctrl-C meanwhile stops the command
     except Exception as exc:
         raise RunError(
             f"cannot connect to {target.display} through {target.async_url.drivername}: "
