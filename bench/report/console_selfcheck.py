@@ -16,15 +16,12 @@ from bench.stats.targets import MAX_ROUNDS
 PATH_NAMES = {"raw": "raw driver", "core": "Core", "orm": "ORM"}  # the selfcheck's paths, in words
 
 _VERDICT_STYLE = {"holds": "green", "misses": "red", "inconclusive": "yellow"}
-# a document from before version 5 said yes, no or unclear
-_OLD_WORDS = {"yes": "holds", "no": "misses", "unclear": "inconclusive"}
 
 
 def _verdict(verdict: str, decision: Mapping[str, Any] | None = None) -> str:
     """holds / misses / inconclusive, coloured; with a ratio target's decision: its interval
     and rounds (``0.97x [0.95-0.99], 8 rounds``; inconclusive: ``+-4.1%, 3 rounds, ~9
     needed``)."""
-    verdict = _OLD_WORDS.get(verdict, verdict)
     text = verdict
     if decision and decision.get("ratio") is not None:
         if verdict == "inconclusive":
