@@ -111,16 +111,23 @@ class Op:
     """One operation of the sequence, as a scenario function sees it. A plain class with slots:
     one is built for every operation, and this costs a fifth of a frozen dataclass."""
 
-    __slots__ = ("data", "index", "key", "kind", "options")
+    __slots__ = ("code", "data", "index", "key", "kind", "options")
 
     def __init__(
-        self, index: int, kind: str, key: int, data: Any, options: Mapping[str, Any]
+        self,
+        index: int,
+        kind: str,
+        key: int,
+        data: Any,
+        options: Mapping[str, Any],
+        code: int = 0,
     ) -> None:
         self.index = index  # position in the cell's sequence (warm-up first)
         self.kind = kind  # operation name, e.g. "read"
         self.key = key  # how many operations of this kind came before it: 0, 1, 2, ...
         self.data = data  # what the scenario's seed() returned
         self.options = options  # the scenario's options, defaults filled in
+        self.code = code  # the kind's position in the sequence's kinds
 
     def __repr__(self) -> str:
         return f"Op(index={self.index}, kind={self.kind!r}, key={self.key})"
@@ -252,7 +259,23 @@ class Sequence:
     def op(self, index: int) -> Op:
         codes, keys = self._chunks.get(index >> 16) or self._load(index)
         at = index & 0xFFFF
-        return Op(index, self.kinds[codes[at]], keys[at], self.data, self.options)
+        code = codes[at]
+        return Op(index, self.kinds[code], keys[at], self.data, self.options, code)
+
+    def reader(self) -> Callable[[int], Op]:
+        """:meth:`op` for a worker's loop, with the sequence's parts (its ``data`` as it is now)
+        bound once: half the cost of the method, which looks each of them up per operation."""
+        get, load, kinds, data, options = (
+            self._chunks.get, self._load, self.kinds, self.data, self.options,
+        )  # fmt: skip
+
+        def op(index: int) -> Op:
+            codes, keys = get(index >> 16) or load(index)
+            at = index & 0xFFFF
+            code = codes[at]
+            return Op(index, kinds[code], keys[at], data, options, code)
+
+        return op
 
     def code(self, index: int) -> int:
         """The kind of operation ``index``, as its position in :attr:`kinds`."""

@@ -18,15 +18,22 @@ from bench.measure.spec import CellSpec
 
 class Lease:
     """What a worker opens for each operation: a new ``Session`` (orm), ``Connection`` (core) or
-    pooled driver connection (driver) per operation, from ``factory``. ``with lease() as s``."""
+    pooled driver connection (driver) per operation, from ``factory``. A worker's lease is the
+    context itself, ``with lease as s``, entered once per operation (one worker, one lease)."""
 
-    __slots__ = ("factory",)
+    __slots__ = ("current", "factory")
 
     def __init__(self, factory: Callable[[], Any]):
         self.factory = factory
+        self.current: Any = None
 
-    def __call__(self) -> Any:
-        return self.factory()
+    def __enter__(self) -> Any:
+        self.current = self.factory()
+        return self.current.__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        current, self.current = self.current, None
+        return current.__exit__(*exc)
 
     def close(self) -> None:
         pass
@@ -50,8 +57,9 @@ class _DriverConnection:
 
 class HeldDriverConnection:
     """A worker's own pooled driver connection, checked out at its first operation and kept, as a
-    bare driver loop keeps its connection; after a failed operation it goes back to the pool (the
-    pool replaces it if it is broken) and the next operation checks out another."""
+    bare driver loop keeps its connection (``with lease as conn``, as :class:`Lease`); after a
+    failed operation it goes back to the pool (the pool replaces it if it is broken) and the
+    next operation checks out another."""
 
     __slots__ = ("connection", "engine", "proxied")
 
@@ -59,9 +67,6 @@ class HeldDriverConnection:
         self.engine = engine
         self.proxied: Any = None
         self.connection: Any = None
-
-    def __call__(self) -> HeldDriverConnection:
-        return self
 
     def __enter__(self) -> Any:
         if self.proxied is None:
@@ -98,10 +103,24 @@ class _AsyncDriverConnection:
         await greenlet_spawn(self.proxied.close)
 
 
-class AsyncLease(Lease):
-    __slots__ = ()
+class AsyncLease:
+    """The twin of :class:`Lease`: ``async with lease as s``."""
 
-    async def close(self) -> None:  # type: ignore[override]
+    __slots__ = ("current", "factory")
+
+    def __init__(self, factory: Callable[[], Any]):
+        self.factory = factory
+        self.current: Any = None
+
+    async def __aenter__(self) -> Any:
+        self.current = self.factory()
+        return await self.current.__aenter__()
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        current, self.current = self.current, None
+        return await current.__aexit__(*exc)
+
+    async def close(self) -> None:
         pass
 
 
@@ -114,9 +133,6 @@ class HeldAsyncDriverConnection:
         self.engine = engine
         self.proxied: Any = None
         self.connection: Any = None
-
-    def __call__(self) -> HeldAsyncDriverConnection:
-        return self
 
     async def __aenter__(self) -> Any:
         if self.proxied is None:

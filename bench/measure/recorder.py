@@ -121,7 +121,8 @@ class Recorder:
         extend, fold, full = buffer.extend, self._fold, self.BATCH * WIDTH
 
         def ok(code: int, start_ns: int, end_ns: int, due_ns: int, box: Sequence[int]) -> None:
-            extend((code, start_ns, end_ns, due_ns, *box))
+            extend((code, start_ns, end_ns, due_ns))  # two extends: a third less than one of
+            extend(box)  # (code, ..., *box), whose unpacking builds a list first
             if len(buffer) >= full:
                 fold(buffer)
 

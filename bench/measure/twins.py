@@ -1,9 +1,10 @@
 """The sync and the async runner, twins: the same phases, the same recorder, the same pool
 instruments; the one difference is threads + ``Session`` against tasks + ``AsyncSession``.
 
-One operation: (open loop: wait for its intended time) -> open a session (or connection) ->
-the scenario's function (the pool's checkout inside it is timed apart: "checkout wait") ->
-close it. Latency counts from the intended start in open loop, from the actual start otherwise.
+One operation: its ``Op`` built from the sequence (not timed: the harness's bookkeeping) ->
+(open loop: wait for its intended time) -> open a session (or connection) -> the scenario's
+function (the pool's checkout inside it is timed apart: "checkout wait") -> close it. Latency
+counts from the intended start in open loop, from the actual start otherwise.
 """
 
 from __future__ import annotations
@@ -122,9 +123,10 @@ def run_sync(
     def worker(phase: Phase, rec: Recorder) -> None:
         box = CheckoutTimer.start_worker()
         lease = new_lease()
-        record, now = rec.sink(), time.perf_counter_ns
+        op_at, record, now = seq.reader(), rec.sink(), time.perf_counter_ns
         while (i := phase.take()) is not None:
-            code = seq.code(i)
+            op = op_at(i)
+            code = op.code
             due = 0
             if phase.interval_ns:
                 due = phase.due_ns(i)
@@ -132,8 +134,8 @@ def run_sync(
             t0 = now()
             reset(box)
             try:
-                with lease() as session:
-                    ops[code](session, seq.op(i))
+                with lease as session:
+                    ops[code](session, op)
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
@@ -206,9 +208,10 @@ async def run_async(
     async def worker(phase: Phase, rec: Recorder) -> None:
         box = CheckoutTimer.start_worker()
         lease = new_lease()
-        record, now = rec.sink(), time.perf_counter_ns
+        op_at, record, now = seq.reader(), rec.sink(), time.perf_counter_ns
         while (i := phase.take()) is not None:
-            code = seq.code(i)
+            op = op_at(i)
+            code = op.code
             due = 0
             if phase.interval_ns:
                 due = phase.due_ns(i)
@@ -216,8 +219,8 @@ async def run_async(
             t0 = now()
             reset(box)
             try:
-                async with lease() as session:
-                    await ops[code](session, seq.op(i))
+                async with lease as session:
+                    await ops[code](session, op)
             except Exception as exc:
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:

@@ -126,11 +126,11 @@ def overhead_table(rows: Sequence[Mapping[str, Any]], settings: Any, target: flo
         "1, median; ops/s: medians. holds: judged on throughput, the paired ratio (recording over "
         "counts only) with its 95% interval above 1 - target (misses: below; inconclusive: it "
         "straddles, with about the rounds that would decide it). recording us/op: the CPU that "
-        "histograms, pool events and checkout timing add "
-        "to one operation, timed in a tight loop without I/O (steady; the loop-lag heartbeat "
-        "and the pool sampler add about 0.2% of a core besides); share: that over the path's "
-        "CPU per operation: the throughput lost when the client is the bottleneck, less when "
-        "it is not",
+        "histograms add to one operation, and pool events and checkout timing where it checks a "
+        "connection out (a raw worker keeps its connection), timed in a tight loop without I/O "
+        "(steady; the loop-lag heartbeat and the pool sampler add about 0.2% of a core "
+        "besides); share: that over the path's CPU per operation: the throughput lost when the "
+        "client is the bottleneck, less when it is not",
     )
     for name in ("path", "mode", "ops/s rec", "ops/s counts", "throughput overhead", "CPU/op",
                  "recording us/op", "share", "target", "holds"):  # fmt: skip

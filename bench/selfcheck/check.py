@@ -38,6 +38,7 @@ from bench.children import died_how
 from bench.db.drivers import connect_args
 from bench.db.target import Target
 from bench.errors import RunError
+from bench.measure.leases import holds_connections
 from bench.measure.spec import CellSpec
 from bench.report.console_selfcheck import PATH_NAMES
 from bench.run.plan import auto_warmup
@@ -307,15 +308,24 @@ class SelfCheck:
     # -- instrumentation overhead
 
     def recording_cost(self) -> dict[str, float]:
-        """What recording adds per operation in a tight loop, by mode (microseconds of CPU)."""
+        """Recording's parts per operation in a tight loop (microseconds of CPU): the recorder,
+        and the pool events and checkout timer of one checkout, by mode."""
         self.say("overhead: recording's own cost per operation, tight loop ...")
         got = recording.measure(self.target)
         # its parts: recorder, pool events and timer, the statement clock
         self.document["recording_cost"] = got
         return {
-            mode: max(0.0, got["recorder_us"]) + max(0.0, got[f"{mode}_pool_us"])
-            for mode in ("sync", "async")
+            "recorder": max(0.0, got["recorder_us"]),
+            **{mode: max(0.0, got[f"{mode}_pool_us"]) for mode in ("sync", "async")},
         }
+
+    def recording_us(self, path: str, spec: CellSpec, tight: dict[str, float]) -> float:
+        """What recording adds to one operation of ``spec``'s cell: the recorder's cost, and the
+        pool's events and checkout timer only where each operation checks a connection out
+        (a ``raw`` worker that keeps its connection makes no checkout per operation)."""
+        found, _ = self.paths[path]
+        held = holds_connections(spec, found.api)
+        return tight["recorder"] + (0.0 if held else tight[spec.mode])
 
     def overhead_fork_server(self, path: str, mode: str, n: int) -> Zygote:
         return self.fork_server(("overhead", path, mode, n))
@@ -349,11 +359,12 @@ class SelfCheck:
                     added = more if added is None else joined(added, more)
                     row = more_overhead(first, added)
                 cpu = median(row["cpu_us_per_op_counts_only"]) or 0.0
+                us = self.recording_us(path, spec, tight)
                 rows.append({
                     "path": path, "scenario": PATHS[path][0], **row,
-                    "recording_cpu_us": tight[mode],
+                    "recording_cpu_us": us,
                     # when the client is the bottleneck, throughput falls by this share
-                    "recording_cpu_share": tight[mode] / (cpu + tight[mode]) if cpu else None,
+                    "recording_cpu_share": us / (cpu + us) if cpu else None,
                 })  # fmt: skip
         clock = self.document["recording_cost"].get("statement_clock")
         if clock:
