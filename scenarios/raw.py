@@ -41,8 +41,9 @@ def _read_id(op: Op) -> int:
 
 
 def read_sync(conn: Any, op: Op) -> None:
+    ids = op.data.read_ids
     cur = conn.cursor()
-    cur.execute(READ, (_read_id(op),))
+    cur.execute(READ, (ids[op.key % len(ids)],))
     assert cur.fetchone() is not None
     cur.close()
 
@@ -58,8 +59,9 @@ def write_sync(conn: Any, op: Op) -> None:
 
 
 async def read_async(conn: Any, op: Op) -> None:
-    if _is_asyncpg(conn):
-        row = await conn.fetchrow(READ_PG, _read_id(op))
+    if type(conn) in _ASYNCPG or _is_asyncpg(conn):
+        ids = op.data.read_ids
+        row = await conn.fetchrow(READ_PG, ids[op.key % len(ids)])
     else:
         async with conn.cursor() as cur:
             await cur.execute(READ, (_read_id(op),))
@@ -69,7 +71,7 @@ async def read_async(conn: Any, op: Op) -> None:
 
 async def write_async(conn: Any, op: Op) -> None:
     name, row_id = f"written {op.key}", op.data.write_ids[op.key]
-    if _is_asyncpg(conn):
+    if type(conn) in _ASYNCPG or _is_asyncpg(conn):
         assert await conn.execute(WRITE_PG, name, row_id) == "UPDATE 1"
     else:
         async with conn.cursor() as cur:
@@ -77,5 +79,11 @@ async def write_async(conn: Any, op: Op) -> None:
             assert cur.rowcount == 1
 
 
+_ASYNCPG: set[type] = set()  # asyncpg's connection classes met so far: one lookup per operation
+
+
 def _is_asyncpg(conn: Any) -> bool:
-    return type(conn).__module__.startswith("asyncpg")
+    if type(conn).__module__.startswith("asyncpg"):
+        _ASYNCPG.add(type(conn))
+        return True
+    return False
