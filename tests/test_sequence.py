@@ -55,6 +55,20 @@ def test_keys_count_each_kind_in_order_across_chunks() -> None:
     assert list(seq.codes) == [seq.kinds.index(k) for k, _ in kinds_and_keys(seq)]
 
 
+def test_a_workers_reader_builds_the_same_ops_as_the_method() -> None:
+    """The worker loops build each Op through ``reader()``: the same Op as ``op()``, its code
+    included, across chunks, kept or built again, with the data the sequence had."""
+    seq = Sequence(WEIGHTS, 10 * CHUNK + 77, seed=9, options={"x": 1})
+    seq.data = object()
+    at = seq.reader()
+    for i in [*range(300), *range(CHUNK - 5, CHUNK + 5), *range(9 * CHUNK, 9 * CHUNK + 300), 3, 0]:
+        mine, theirs = at(i), seq.op(i)
+        assert (mine.index, mine.kind, mine.key, mine.code) == (i, theirs.kind, theirs.key,
+                                                                  theirs.code)  # fmt: skip
+        assert mine.code == seq.code(i) == seq.kinds.index(mine.kind)
+        assert mine.data is seq.data and mine.options == {"x": 1}
+
+
 def test_counts_of_every_prefix() -> None:
     seq = Sequence(WEIGHTS, 3 * CHUNK + 10, seed=2)
     pairs = kinds_and_keys(seq)
