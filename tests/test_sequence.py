@@ -13,7 +13,7 @@ import tracemalloc
 from collections import Counter
 from pathlib import Path
 
-from bench.scenario import CHUNK, Outcome, Sequence
+from bench.sequence import CHUNK, Outcome, Sequence
 
 WEIGHTS = {"create": 20, "read": 40, "update": 20, "delete": 10, "list": 10}
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +132,7 @@ def test_threads_reading_the_same_chunks_agree() -> None:
 def test_the_same_sequence_in_another_process() -> None:
     """Another interpreter, with another hash seed, draws the same operations."""
     script = (
-        "import json, sys; from bench.scenario import Sequence, CHUNK; "
+        "import json, sys; from bench.sequence import Sequence, CHUNK; "
         f"s = Sequence({WEIGHTS!r}, 2 * CHUNK + 3, seed=8); "
         "print(json.dumps([[s.op(i).kind, s.op(i).key] for i in range(0, len(s), 997)]))"
     )

@@ -14,7 +14,7 @@ from bench.histograms import decode, encode
 from bench.measure.failures import classify
 from bench.measure.recorder import Recorder
 from bench.run import plan
-from bench.scenario import Outcome, Sequence
+from bench.sequence import Outcome, Sequence
 from bench.stats import summary as stats
 
 WEIGHTS = {"create": 20, "read": 40, "update": 20, "delete": 10, "list": 10}

@@ -33,7 +33,8 @@ from bench.measure.series import throughput_series
 from bench.measure.spec import CellSpec
 from bench.measure.twins import Recorders, run_async, run_loop, run_sync
 from bench.results.store import write_atomic
-from bench.scenario import Outcome, Scenario, Sequence, load
+from bench.scenario import Scenario, load
+from bench.sequence import Outcome, Sequence
 from bench.stats.summary import latency_summary, throughput
 
 

@@ -34,7 +34,8 @@ from bench.measure.recorder import Recorder
 from bench.measure.spec import CellSpec
 from bench.measure.twins import Recorders, run_async, run_loop, run_sync
 from bench.results.store import write_atomic
-from bench.scenario import Scenario, Sequence, load
+from bench.scenario import Scenario, load
+from bench.sequence import Sequence
 
 START_DELAY_NS = 50_000_000  # from "go" to the common start: time for every part to hear it
 READY_TIMEOUT_S = 600.0

@@ -39,7 +39,8 @@ from bench.measure.instruments import (
 from bench.measure.leases import async_leaser, sync_leaser
 from bench.measure.recorder import Recorder
 from bench.measure.spec import CellSpec
-from bench.scenario import Scenario, Sequence
+from bench.scenario import Scenario
+from bench.sequence import Sequence
 
 T = TypeVar("T")
 
