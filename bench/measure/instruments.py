@@ -213,13 +213,23 @@ class Window:
         watcher.measuring = True
         if self.sampler:
             self.sampler.start()
+        self.clocks: tuple[float, float] | None = None  # wall and CPU seconds, once stopped
         self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
         # where the window's slots count from: the common start when the cell is split
         self.start_ns = start_ns if start_ns is not None else time.perf_counter_ns()
 
+    def stop(self) -> None:
+        """Stop the window's clocks (the first call counts)."""
+        if self.clocks is None:
+            self.clocks = time.perf_counter() - self.wall0, time.process_time() - self.cpu0
+
     def close(self) -> tuple[dict[str, Any], float, float]:
-        """The pool report, and the wall and CPU seconds of the window."""
-        wall, cpu = time.perf_counter() - self.wall0, time.process_time() - self.cpu0
+        """The pool report, and the wall and CPU seconds of the window (to :meth:`stop`, when it
+        was called: what happens between, such as the workers' held connections going back to
+        the pool, is outside the window but in the report)."""
+        self.stop()
+        assert self.clocks is not None
+        wall, cpu = self.clocks
         self.watcher.measuring = False
         report = self.watcher.report()
         if self.sampler:

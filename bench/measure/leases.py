@@ -56,10 +56,12 @@ class _DriverConnection:
 
 
 class HeldDriverConnection:
-    """A worker's own pooled driver connection, checked out at its first operation and kept, as a
-    bare driver loop keeps its connection (``with lease as conn``, as :class:`Lease`); after a
-    failed operation it goes back to the pool (the pool replaces it if it is broken) and the
-    next operation checks out another."""
+    """A worker's own pooled driver connection, checked out at its first operation (in the
+    warm-up) and kept for the cell, as a bare driver loop keeps its connection (``with lease as
+    conn``, as :class:`Lease`); the runner gives it back (:meth:`close`) once the measured
+    window has closed, so no checkout or checkin happens inside it. After a failed operation it
+    goes back to the pool at once (the pool replaces it if it is broken) and the next operation
+    checks out another."""
 
     __slots__ = ("connection", "engine", "proxied")
 

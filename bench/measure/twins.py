@@ -116,14 +116,16 @@ def run_sync(
     configure(engine, spec)
     if spec.instrument:
         StatementClock.attach(engine)
-    new_lease = sync_leaser(engine, spec, scenario.api)
+    # one lease per worker for the whole cell: a held connection is checked out at its worker's
+    # first warm-up operation and goes back to the pool once the window has closed, as a bare
+    # loop opens its connections before timing (none is checked out or in inside the window)
+    leases = [sync_leaser(engine, spec, scenario.api)() for _ in range(spec.concurrency)]
     pool = queue_pool(engine.pool)
     watcher = PoolWatcher(pool, events=spec.instrument)
     ops = [scenario.sync_ops[kind] for kind in seq.kinds]
 
-    def worker(phase: Phase, rec: Recorder) -> None:
+    def worker(phase: Phase, rec: Recorder, lease: Any) -> None:
         box = CheckoutTimer.start_worker()
-        lease = new_lease()
         op_at, record, now = seq.reader(), rec.sink(), time.perf_counter_ns
         while (i := phase.take()) is not None:
             op = op_at(i)
@@ -141,12 +143,11 @@ def run_sync(
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
                 record(code, t0, now(), due, box)  # and the box: wait, database time, statements
-        lease.close()
         rec.flush()
 
     def run_phase(phase: Phase, rec: Recorder) -> None:
         with ThreadPoolExecutor(max_workers=spec.concurrency) as executor:
-            futures = [executor.submit(worker, phase, rec) for _ in range(spec.concurrency)]
+            futures = [executor.submit(worker, phase, rec, lease) for lease in leases]
             for future in futures:
                 future.result()
 
@@ -164,11 +165,16 @@ def run_sync(
             ),
             recs.measured,
         )  # fmt: skip
+        window.stop()
+        for lease in leases:
+            lease.close()
         closed = window.close()
         for hook in reversed(hooks):
             hook.closed()
         return closed
     finally:
+        for lease in leases:
+            lease.close()
         engine.dispose()
 
 
@@ -201,14 +207,13 @@ async def run_async(
     configure(engine.sync_engine, spec)
     if spec.instrument:
         StatementClock.attach(engine.sync_engine)
-    new_lease = async_leaser(engine, spec, scenario.api)
+    leases = [async_leaser(engine, spec, scenario.api)() for _ in range(spec.concurrency)]
     pool = queue_pool(engine.sync_engine.pool)
     watcher = PoolWatcher(pool, events=spec.instrument)
     ops = [scenario.async_ops[kind] for kind in seq.kinds]
 
-    async def worker(phase: Phase, rec: Recorder) -> None:
+    async def worker(phase: Phase, rec: Recorder, lease: Any) -> None:
         box = CheckoutTimer.start_worker()
-        lease = new_lease()
         op_at, record, now = seq.reader(), rec.sink(), time.perf_counter_ns
         while (i := phase.take()) is not None:
             op = op_at(i)
@@ -226,11 +231,10 @@ async def run_async(
                 rec.failed(code, i, classify(exc), one_line(exc))
             else:
                 record(code, t0, now(), due, box)  # and the box: wait, database time, statements
-        await lease.close()
         rec.flush()
 
     async def run_phase(phase: Phase, rec: Recorder) -> None:
-        await asyncio.gather(*(worker(phase, rec) for _ in range(spec.concurrency)))
+        await asyncio.gather(*(worker(phase, rec, lease) for lease in leases))
 
     try:
         await run_phase(Phase(0, spec.warmup, stopping, **stride(spec)), recs.warmup)
@@ -247,6 +251,9 @@ async def run_async(
             ),
             recs.measured,
         )  # fmt: skip
+        window.stop()
+        for lease in leases:
+            await lease.close()
         report, wall, cpu = window.close()
         if lag:
             report["loop_lag"] = await lag.stop()
@@ -254,6 +261,8 @@ async def run_async(
             hook.closed()
         return report, wall, cpu
     finally:
+        for lease in leases:
+            await lease.close()
         await engine.dispose()
 
 
