@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import pytest
 
@@ -106,3 +107,24 @@ def test_a_clear_case_is_decided_rightly_nearly_always() -> None:
     holds = sum(_procedure(rng, 0.95 * 1.1, 0.05, 0.95) == "holds" for _ in range(runs))
     misses = sum(_procedure(rng, 0.95 / 1.1, 0.05, 0.95) == "misses" for _ in range(runs))
     assert holds / runs >= 0.9 and misses / runs >= 0.9, (holds / runs, misses / runs)
+
+
+def test_the_ceilings_added_rounds_go_to_the_undecided_levels_in_turn() -> None:
+    """No number of clients is left with only its first rounds because an earlier one took the
+    time: the added rounds go, one at a time, to the level with the fewest so far."""
+    from bench.selfcheck.check import add_rounds
+
+    played: list[tuple[int, int]] = []
+
+    def level(clients: int, want: int) -> dict[str, Any]:
+        return {"n": 3, "want": want, "order": ["bare sync", "raw sync"],
+                "play": lambda n, order, of: played.append((clients, n))}  # fmt: skip
+
+    levels = [level(1, 4), level(4, 30), level(10, 30), level(20, 0)]
+    budget = iter(range(9))  # time for 9 rounds
+    add_rounds(levels, lambda: next(budget, None) is not None)
+    assert played == [(1, 3), (4, 3), (10, 3), (4, 4), (10, 4), (4, 5), (10, 5), (4, 6), (10, 6)]
+    assert [lv["n"] for lv in levels] == [4, 7, 7, 3]
+    played.clear()
+    add_rounds(levels, lambda: True)  # time enough: every level reaches what it wants
+    assert [lv["n"] for lv in levels] == [4, 30, 30, 3] and len(played) == 46

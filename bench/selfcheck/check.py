@@ -80,6 +80,16 @@ Say = Callable[[str], None]
 SHARE_OF_BUDGET = {"ceiling": 0.4, "overhead": 0.65}
 
 
+def add_rounds(levels: list[dict[str, Any]], time_left: Callable[[], bool]) -> None:
+    """The ceiling's added rounds: while ``time_left()``, one more round (``level["play"](n,
+    order, want)``) to the level with the fewest rounds among those whose ``n`` is short of their
+    ``want``; so the levels take turns and none starves because an earlier one took the time."""
+    while time_left() and (waiting := [lv for lv in levels if lv["n"] < lv["want"]]):
+        level = min(waiting, key=lambda lv: lv["n"])
+        level["play"](level["n"], level["order"], level["want"])
+        level["n"] += 1
+
+
 @dataclass(frozen=True)
 class Settings:
     concurrency: tuple[int, ...] = (1, 4, 10)  # clients of the ceiling
@@ -179,19 +189,22 @@ class SelfCheck:
         """Per number of clients: rounds of pgbench, the bare loops and the raw path, the order
         rotating; each driver's target (raw >= ``CEILING_TARGET`` x bare) judged on the first
         rounds and, when undecided, on as many more rounds of its bare loop and raw path as
-        would decide it (:mod:`bench.stats.targets`), as long as the time allows."""
+        would decide it (:mod:`bench.stats.targets`), as long as the time allows. The first
+        rounds of every number of clients come first; the added rounds then go to the
+        undecided ones in turn, one round each, so that no number of clients is left with only
+        its first rounds because an earlier one took the time."""
         pgbench = Pgbench(self.target, self.admin)
         rows: list[dict[str, Any]] = []
         self.document["ceiling"] = rows
         items = ["pgbench", "bare sync", "raw sync", "bare async", "raw async"]
         first = self.settings.pairs
+        levels: list[dict[str, Any]] = []
         try:
             pgbench.init()
             for clients in self.settings.concurrency:
                 got: dict[str, list[float]] = {item: [] for item in items}
                 cpu: dict[str, list[float]] = {item: [] for item in items}
                 bound: dict[str, bool] = {"sync": False, "async": False}
-
                 play = functools.partial(self._ceiling_round, pgbench, clients, got, cpu, bound)
                 for n in range(first):
                     play(n, items, first)
@@ -201,38 +214,47 @@ class SelfCheck:
                     for m in DRIVERS
                 }  # fmt: skip
                 undecided = [m for m in DRIVERS if pilots[m].word == "inconclusive"]
-                want = self.rounds_wanted([pilots[m] for m in undecided])
-                order = [f"{kind} {m}" for m in undecided for kind in ("bare", "raw")]
-                n = first
-                while n < want and self.time_left("ceiling"):
-                    play(n, order, want)
-                    n += 1
-                pg = got["pgbench"] if len(got["pgbench"]) == first else None
-                for mode in DRIVERS:
-                    bare, raw = got[f"bare {mode}"], got[f"raw {mode}"]
-                    pairs = list(zip(bare, raw, strict=True))
-                    decision = two_looks(pairs[:first], pairs[first:], CEILING_TARGET)
-                    rows.append({
-                        "clients": clients, "mode": mode, "driver": DRIVERS[mode],
-                        "pgbench_tps": spread(pg) if pg else None,
-                        "pgbench_error": None if pg else pgbench.error,
-                        "bare_ops_s": spread(bare), "raw_ops_s": spread(raw),
-                        "raw_over_bare": spread(ratios(raw, bare)),
-                        "bare_cpu_us": spread(cpu[f"bare {mode}"]),
-                        "raw_cpu_us": spread(cpu[f"raw {mode}"]),
-                        "harness_cpu_us": spread(
-                            differences(cpu[f"raw {mode}"], cpu[f"bare {mode}"])
-                        ),
-                        "bare_over_pgbench": spread(ratios(bare[:first], pg)) if pg else None,
-                        "raw_over_pgbench": spread(ratios(raw[:first], pg)) if pg else None,
-                        "raw_client_bound": bound[mode],
-                        "rounds": len(pairs),
-                        "decision": decision.to_json(),
-                        "holds": decision.word,
-                    })  # fmt: skip
+                levels.append({
+                    "clients": clients, "got": got, "cpu": cpu, "bound": bound, "play": play,
+                    "order": [f"{kind} {m}" for m in undecided for kind in ("bare", "raw")],
+                    "want": self.rounds_wanted([pilots[m] for m in undecided]), "n": first,
+                })  # fmt: skip
+            add_rounds(levels, lambda: self.time_left("ceiling"))
+            for level in levels:
+                rows.extend(self._ceiling_rows(level, first, pgbench.error))
         finally:
             pgbench.drop()
             self.drop_bare_table()
+        return rows
+
+    def _ceiling_rows(
+        self, level: dict[str, Any], first: int, pgbench_error: str | None
+    ) -> list[dict[str, Any]]:
+        """One number of clients' rows, a driver each: its figures and its target's decision
+        (the first rounds, then all of them: two looks)."""
+        got, cpu, bound = level["got"], level["cpu"], level["bound"]
+        pg = got["pgbench"] if len(got["pgbench"]) == first else None
+        rows = []
+        for mode in DRIVERS:
+            bare, raw = got[f"bare {mode}"], got[f"raw {mode}"]
+            pairs = list(zip(bare, raw, strict=True))
+            decision = two_looks(pairs[:first], pairs[first:], CEILING_TARGET)
+            rows.append({
+                "clients": level["clients"], "mode": mode, "driver": DRIVERS[mode],
+                "pgbench_tps": spread(pg) if pg else None,
+                "pgbench_error": None if pg else pgbench_error,
+                "bare_ops_s": spread(bare), "raw_ops_s": spread(raw),
+                "raw_over_bare": spread(ratios(raw, bare)),
+                "bare_cpu_us": spread(cpu[f"bare {mode}"]),
+                "raw_cpu_us": spread(cpu[f"raw {mode}"]),
+                "harness_cpu_us": spread(differences(cpu[f"raw {mode}"], cpu[f"bare {mode}"])),
+                "bare_over_pgbench": spread(ratios(bare[:first], pg)) if pg else None,
+                "raw_over_pgbench": spread(ratios(raw[:first], pg)) if pg else None,
+                "raw_client_bound": bound[mode],
+                "rounds": len(pairs),
+                "decision": decision.to_json(),
+                "holds": decision.word,
+            })  # fmt: skip
         return rows
 
     def _ceiling_round(
