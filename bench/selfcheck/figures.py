@@ -7,12 +7,13 @@ No I/O here: every function takes the figures measured and returns new ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from bench.report.console_selfcheck import PATH_NAMES
 from bench.stats.intervals import paired_difference
 from bench.stats.summary import median
+from bench.stats.targets import worst_word
 
 CEILING_TARGET = 0.95  # the raw path's throughput over the bare loop's, at least
 OVERHEAD_TARGET = 0.03  # throughput lost to recording, at most
@@ -87,7 +88,7 @@ def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
     for mode in ("sync", "async"):
         ceiling = [r for r in document.get("ceiling") or [] if r["mode"] == mode]
         if ceiling:
-            word = _all([r["holds"] for r in ceiling])
+            word = worst_word([r["holds"] for r in ceiling])
             worst = _worst_row(ceiling, word, lambda r: r["raw_over_bare"]["median"])
             rows.append({
                 "target": f"raw path >= {CEILING_TARGET:g} x bare {DRIVERS[mode]} loop",
@@ -96,7 +97,7 @@ def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
             })  # fmt: skip
     overhead = document.get("overhead") or []
     if overhead:
-        word = _all([r["holds"] for r in overhead])
+        word = worst_word([r["holds"] for r in overhead])
         worst = _worst_row(overhead, word, lambda r: -r["overhead_median"])
         measured = (
             f"{_decided(worst)} (recorded/counts-only, {PATH_NAMES[worst['path']]} {worst['mode']})"
@@ -118,7 +119,7 @@ def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
             "measured": f"{clock['mean']:.2f} µs per statement (95% CI {clock['low']:.2f}-"
             f"{clock['high']:.2f}): at most {worst['share_high']:.2%} of a {worst['mode']} "
             f"ORM operation ({worst['orm_cpu_us']:.0f} µs of CPU)",
-            "holds": _all([r["holds"] for r in budget]),
+            "holds": worst_word([r["holds"] for r in budget]),
         })  # fmt: skip
     memory = document.get("memory") or []
     if memory:
@@ -127,7 +128,7 @@ def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
             "target": f"peak memory of a {worst['ops']:,}-operation cell < "
             f"{MEMORY_TARGET_MB:g} MB",
             "measured": f"{worst['peak_rss_mb']:.1f} MB ({worst['mode']}; one cell per mode)",
-            "holds": _all([r["holds"] for r in memory]),
+            "holds": worst_word([r["holds"] for r in memory]),
         })  # fmt: skip
     sweep = document.get("sweep")
     if sweep:
@@ -138,15 +139,6 @@ def targets(document: dict[str, Any]) -> list[dict[str, Any]]:
             "holds": sweep["holds"],
         })  # fmt: skip
     return rows
-
-
-def _all(verdicts: Iterable[str]) -> str:
-    verdicts = list(verdicts)
-    if "misses" in verdicts:
-        return "misses"
-    if "inconclusive" in verdicts:
-        return "inconclusive"
-    return "holds"
 
 
 def _worst_row(

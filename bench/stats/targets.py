@@ -109,7 +109,12 @@ def rounds_to_decide(ratio: RatioInterval, bound: float, max_rounds: int = MAX_R
 def worst(decisions: Iterable[TargetDecision]) -> TargetWord:
     """One word for several decisions of a target: ``misses`` if any misses, else
     ``inconclusive`` if any is, else ``holds``."""
-    words = [d.word for d in decisions]
+    return worst_word(d.word for d in decisions)
+
+
+def worst_word(words: Iterable[str]) -> TargetWord:
+    """:func:`worst` of the words themselves (as results documents keep them)."""
+    words = list(words)
     if "misses" in words:
         return "misses"
     if "inconclusive" in words:
