@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench.report import budget_means, charts, comparison
+from bench.report import budget_charts, budget_means, charts, comparison
 from bench.report.analysis import analyse
 from bench.report.run_page import build, render
 from bench.report.verdict import verdict_lines
@@ -220,8 +220,12 @@ def test_missing_pieces_never_crash(runs: dict[str, Any], tmp_path: Path) -> Non
         analysis = analyse(document)
         drawn = [
             (chart, chart, chart)
-            for chart in ("time_budget", "client_cpu", "checkout_wait")
-            if getattr(charts, chart)(analysis, tmp_path / f"{chart}.png")
+            for module, chart in (
+                (budget_charts, "time_budget"),
+                (budget_charts, "client_cpu"),
+                (charts, "checkout_wait"),
+            )
+            if getattr(module, chart)(analysis, tmp_path / f"{chart}.png")
         ]
         text = render(analysis, drawn, [], tmp_path)
         assert "Where the time goes" in text, name

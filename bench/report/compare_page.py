@@ -110,9 +110,9 @@ def budget_section(budget: Mapping[str, Any], out: Path) -> list[str]:
     )
     server = f" {budget['server'][0].upper()}{budget['server'][1:]}." if budget["server"] else ""
     parts.append(f"<table><tr>{head}</tr>{body}</table><p>{e(BUDGET_METHOD + server)}</p>")
-    from bench.report import charts  # matplotlib: loaded only to draw
+    from bench.report import budget_charts  # matplotlib: loaded only to draw
 
-    if charts.budget_compare(budget["rows"], out / "budget.png"):
+    if budget_charts.budget_compare(budget["rows"], out / "budget.png"):
         parts.append(
             "<figure id='budget'><img src='budget.png' alt='Where the time goes, A against B'>"
             "<figcaption><b>Where the time goes, A against B.</b> Per cell, the mean time per "

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError, error_line, one_line
-from bench.report import charts, console
+from bench.report import budget_charts, charts, console
 from bench.report import micro_page as micro
 from bench.report.analysis import Analysis, analyse
 from bench.report.budget_page import BUDGET_CHARTS, budget_section, figure
@@ -125,8 +125,9 @@ def _draw(
     if analysis.budgets:
         plans += [
             ("time_budget", "Where the time goes, per operation",
-             lambda p: charts.time_budget(analysis, p)),
-            ("client_cpu", "Client CPU per operation", lambda p: charts.client_cpu(analysis, p)),
+             lambda p: budget_charts.time_budget(analysis, p)),
+            ("client_cpu", "Client CPU per operation",
+             lambda p: budget_charts.client_cpu(analysis, p)),
         ]  # fmt: skip
     else:  # an older run, or --no-record: the wait against the rest if it has that
         plans.append(
