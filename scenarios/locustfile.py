@@ -35,6 +35,13 @@ from hdrh.histogram import HdrHistogram
 from locust import FastHttpUser, between, events, tag, task
 from locust.runners import MasterRunner, WorkerRunner
 
+from bench.children import die_with_parent
+
+# started by `bench loadtest` (its master and each worker): SIGKILLed, bench takes this process
+# with it at once (without this, Locust noticed its master gone after about 6 s); a Locust
+# started by hand is left alone
+die_with_parent()
+
 PAGE = 20
 # bench loadtest sets these: where each Locust process writes its histograms as it quits, and
 # the measured window (without them, every request from the start is recorded)

@@ -278,3 +278,26 @@ def test_compare_reads_two_load_tests_phase_by_phase(bench: Any, tmp_path: Path)
     assert len(mixed.stderr.strip().splitlines()) == 1
     old = bench("compare", str(fixtures / "v3" / "loadtest.json"), str(a))
     assert old.returncode == 2 and "recorded before phases" in old.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_bench_takes_locust_and_its_workers_with_it(tmp_path: Path, pg_url: str) -> None:
+    """``bench loadtest`` SIGKILLed mid-phase: the service, the Locust master and its workers all
+    die with it at once (each dies with its own parent), as a run's cells do; Locust alone
+    noticed its master gone only after about 6 s."""
+    proc = _start(tmp_path, pg_url, "--rounds", "1", "--workers", "2")
+    assert proc.stderr is not None
+    try:
+        seen: list[str] = []
+        _wait_for_phase(proc.stderr, 1, seen)
+        time.sleep(2.5)  # Locust's master and workers running
+        assert len(_locust_workers(tmp_path)) == 2, leftovers(tmp_path)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 2
+        while (left := leftovers(tmp_path)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert left == [], "".join(seen) + "\n".join(left)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
