@@ -200,3 +200,59 @@ def test_mariadb(bench, mariadb: str, tmp_path: Path, name: str) -> None:
     finally:
         Base.metadata.drop_all(engine)
         engine.dispose()
+
+
+HELD_LOST = '''"""The operations with key 50, 147 and 244 end their connection."""
+
+API = "driver"
+DATABASES = ("postgresql",)
+WEIGHTS = {"read": 1}
+END = "SELECT pg_terminate_backend(pg_backend_pid())"
+
+
+def seed(session, counts, options):
+    return None
+
+
+def verify(session, data, outcome):
+    return []
+
+
+def read_sync(conn, op):
+    cur = conn.cursor()
+    cur.execute(END if op.key % 97 == 50 else "SELECT 1")
+    assert cur.fetchone() is not None
+    cur.close()
+
+
+async def read_async(conn, op):
+    assert await conn.fetchval(END if op.key % 97 == 50 else "SELECT 1") is not None
+'''
+
+
+@pytest.mark.parametrize(("concurrency", "per"), [("1x", "worker"), ("2x", "operation")])
+def test_a_driver_connection_lost_mid_cell_fails_that_operation_alone(
+    bench: Any, pg_url: str, tmp_path: Path, concurrency: str, per: str
+) -> None:
+    """A driver scenario's workers call their held connections directly (or, more workers than
+    connections, check one out per operation); when one is lost, its operation fails (counted),
+    the pool discards it and the next checkout opens another: every later operation succeeds.
+    Before, asyncpg's lost connection went back into the pool and failed all the rest."""
+    (tmp_path / "held_lost.py").write_text(HELD_LOST, encoding="utf-8")
+    proc = bench(
+        "run", "--dburl", pg_url, "--scenario", "./held_lost.py", *FAST,
+        "--concurrency", concurrency,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    document = results_of(tmp_path)
+    ended = [k for k in range(WARMUP, WARMUP + OPS) if k % 97 == 50]  # keys 50, 147, 244
+    assert len(ended) == 3
+    assert {cell["cell"]["mode"] for cell in document["cells"]} == {"sync", "async"}
+    for cell in document["cells"]:
+        label = cell["cell"]
+        assert cell["connection_per"] == per, label
+        assert cell["status"] == "ok", (label, cell.get("error"))
+        assert cell["failed"] == len(ended), (label, cell["errors"], cell["error_samples"])
+        assert sum(cell["errors"].values()) == len(ended), label
+        assert cell["completed"] == OPS - len(ended), label
+        assert cell["pool"]["checked_out_at_end"] == 0, label

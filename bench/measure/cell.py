@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -31,7 +30,7 @@ from bench.measure.profile import LayerProfile
 from bench.measure.recorder import LATE_NS, Recorder
 from bench.measure.series import throughput_series
 from bench.measure.spec import CellSpec
-from bench.measure.twins import Recorders, run_async, run_loop, run_sync
+from bench.measure.twins import Recorders, Stop, run_async, run_loop, run_sync
 from bench.results.store import write_atomic
 from bench.scenario import Scenario, load
 from bench.sequence import Outcome, Sequence
@@ -43,7 +42,7 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
     recorded in it, never raised."""
     started = time.time()
     result: dict[str, Any] = {"cell": spec.key(), "status": "crashed", "started_at": started}
-    stopping = threading.Event()
+    stopping = Stop()
     if spec.mode == "sync":
         signal.signal(signal.SIGINT, lambda *_: stopping.set())
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())

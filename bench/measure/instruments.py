@@ -102,15 +102,10 @@ class CheckoutTimer:
     @classmethod
     def start_worker(cls) -> list[int]:
         """The calling worker's box: ``[wait ns, busy flag, database ns, statements, rows]``
-        (indices ``WAIT`` ... ``ROWS``); :func:`reset` it per operation."""
+        (indices ``WAIT`` ... ``ROWS``); the worker zeroes all but ``BUSY`` per operation."""
         box = [0, 0, 0, 0, 0]
         cls.box.set(box)
         return box
-
-
-def reset(box: list[int]) -> None:
-    """A new operation: nothing waited, sent or counted yet."""
-    box[WAIT] = box[DB] = box[STATEMENTS] = box[ROWS] = 0
 
 
 class StatementClock:

@@ -23,6 +23,8 @@ class Lease:
 
     __slots__ = ("current", "factory")
 
+    connection: Any = None  # nothing a worker may use without entering the lease (see Held...)
+
     def __init__(self, factory: Callable[[], Any]):
         self.factory = factory
         self.current: Any = None
@@ -51,8 +53,8 @@ class _DriverConnection:
         self.proxied = self.engine.raw_connection()
         return self.proxied.driver_connection
 
-    def __exit__(self, *_: object) -> None:
-        self.proxied.close()
+    def __exit__(self, failed: object, *_: object) -> None:
+        give_back(self.proxied, failed is not None)
 
 
 class HeldDriverConnection:
@@ -60,8 +62,12 @@ class HeldDriverConnection:
     warm-up) and kept for the cell, as a bare driver loop keeps its connection (``with lease as
     conn``, as :class:`Lease`); the runner gives it back (:meth:`close`) once the measured
     window has closed, so no checkout or checkin happens inside it. After a failed operation it
-    goes back to the pool at once (the pool replaces it if it is broken) and the next operation
-    checks out another."""
+    goes back to the pool at once (:func:`give_back`: invalidated if it was lost) and the next
+    operation checks out another.
+
+    While it is checked out, :attr:`connection` is the driver's connection, which the worker's
+    loop calls its operations with directly (without entering the lease: two Python calls fewer
+    per operation); it then gives it back itself (``close(failed=True)``) when one fails."""
 
     __slots__ = ("connection", "engine", "proxied")
 
@@ -78,12 +84,12 @@ class HeldDriverConnection:
 
     def __exit__(self, failed: object, *_: object) -> None:
         if failed is not None:
-            self.close()
+            self.close(failed=True)
 
-    def close(self) -> None:
-        proxied, self.proxied = self.proxied, None
+    def close(self, failed: bool = False) -> None:
+        proxied, self.proxied, self.connection = self.proxied, None, None
         if proxied is not None:
-            proxied.close()
+            give_back(proxied, failed)
 
 
 class _AsyncDriverConnection:
@@ -101,14 +107,16 @@ class _AsyncDriverConnection:
         self.proxied = await self.engine.raw_connection()
         return self.proxied.driver_connection
 
-    async def __aexit__(self, *_: object) -> None:
-        await greenlet_spawn(self.proxied.close)
+    async def __aexit__(self, failed: object, *_: object) -> None:
+        await greenlet_spawn(give_back, self.proxied, failed is not None)
 
 
 class AsyncLease:
     """The twin of :class:`Lease`: ``async with lease as s``."""
 
     __slots__ = ("current", "factory")
+
+    connection: Any = None  # as Lease's
 
     def __init__(self, factory: Callable[[], Any]):
         self.factory = factory
@@ -144,12 +152,36 @@ class HeldAsyncDriverConnection:
 
     async def __aexit__(self, failed: object, *_: object) -> None:
         if failed is not None:
-            await self.close()
+            await self.close(failed=True)
 
-    async def close(self) -> None:
-        proxied, self.proxied = self.proxied, None
+    async def close(self, failed: bool = False) -> None:
+        proxied, self.proxied, self.connection = self.proxied, None, None
         if proxied is not None:
-            await greenlet_spawn(proxied.close)
+            await greenlet_spawn(give_back, proxied, failed)
+
+
+def give_back(proxied: Any, failed: bool) -> None:
+    """Check a pooled driver connection back in; after a failed operation, when its driver says
+    it is closed (lost: a server restart, a terminated backend), invalidate it instead, so the
+    pool opens a new one at the next checkout. The driver scenarios' operations go around
+    SQLAlchemy's own detection of lost connections, and the pool's reset on checkin does not
+    notice every one: in autocommit, asyncpg's adapter sends nothing to roll back, and a lost
+    connection went back into the pool to fail every operation after it."""
+    if failed and driver_closed(proxied.driver_connection):
+        proxied.invalidate()  # and checked in: the pool discards it
+    else:
+        proxied.close()
+
+
+def driver_closed(connection: Any) -> bool:
+    """Whether a driver's own connection is closed, in its driver's words: asyncpg's
+    ``is_closed()``, psycopg's (2 and 3) and aiomysql's ``closed``, PyMySQL's ``open``."""
+    is_closed = getattr(connection, "is_closed", None)
+    if callable(is_closed):
+        return bool(is_closed())
+    if hasattr(connection, "closed"):
+        return bool(connection.closed)
+    return not getattr(connection, "open", True)
 
 
 def holds_connections(spec: CellSpec, api: str) -> bool:

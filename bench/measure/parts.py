@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Sequence as Seq
 from dataclasses import asdict, replace
@@ -32,7 +31,7 @@ from bench.measure.engines import strict_warnings
 from bench.measure.instruments import CLIENT_BOUND_SHARE, WindowHook, peak_rss_mb
 from bench.measure.recorder import Recorder
 from bench.measure.spec import CellSpec
-from bench.measure.twins import Recorders, run_async, run_loop, run_sync
+from bench.measure.twins import Recorders, Stop, run_async, run_loop, run_sync
 from bench.results.store import write_atomic
 from bench.scenario import Scenario, load
 from bench.sequence import Sequence
@@ -69,7 +68,7 @@ def run_parts(
     spec: CellSpec,
     seq: Sequence,
     recs: Recorders,
-    stopping: threading.Event,
+    stopping: Stop,
     hooks: Seq[WindowHook] = (),
 ) -> tuple[dict[str, Any], float, float, dict[str, Any]]:
     """Run the cell's warm-up and measured phases in ``spec.processes`` part processes; fold
@@ -232,7 +231,7 @@ def part_main() -> int:
     strict_warnings()
     order = json.loads(sys.stdin.readline())
     spec = CellSpec(**order["spec"])
-    stopping = threading.Event()
+    stopping = Stop()
     if spec.mode == "sync":
         signal.signal(signal.SIGINT, lambda *_: stopping.set())
         signal.signal(signal.SIGTERM, lambda *_: stopping.set())

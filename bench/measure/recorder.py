@@ -58,7 +58,7 @@ class KindTally:
 
 class Recorder:
     """Thread-safe and cheap on the hot path: each thread appends its operations to a buffer of
-    its own (:meth:`sink`), and the buffer is folded into the shared histograms under one lock
+    its own (:meth:`buffer`), and the buffer is folded into the shared histograms under one lock
     every ``BATCH`` operations (and by :meth:`flush`), so workers rarely meet on the lock.
 
     With ``histograms=False`` only the counts are kept (to measure what recording costs).
@@ -106,27 +106,44 @@ class Recorder:
         box[WAIT], box[DB], box[STATEMENTS], box[ROWS] = wait_ns, db_ns, statements, rows
         self.sink()(code, start_ns, end_ns, due_ns, box)
 
+    def buffer(self) -> list[int]:
+        """The calling thread's buffer. A worker's loop records an operation by appending its
+        ``WIDTH`` integers to it, ``(code, start_ns, end_ns, due_ns)`` then its instrument box
+        (``[wait ns, busy, database ns, statements, rows]``, as it is then): two ``extend``
+        calls, a third less than one of ``(code, ..., *box)``, whose unpacking builds a list
+        first; and it calls :meth:`fold` with the buffer once it holds :attr:`full` integers. Tasks
+        of one event loop share their thread's. :meth:`sink` wraps the same in a function."""
+        local = self._local
+        try:
+            found: list[int] = local.buffer
+        except AttributeError:
+            found = local.buffer = []
+        return found
+
+    @property
+    def full(self) -> int:
+        """Integers in a buffer that is due to be folded: ``BATCH`` operations'."""
+        return self.BATCH * WIDTH
+
     def sink(self) -> Sink:
         """The calling thread's recording function, ``ok(code, start_ns, end_ns, due_ns, box)``:
-        :meth:`ok` with the worker's instrument box (``[wait ns, busy, database ns, statements,
-        rows]``, read as it is at the call) in place of its four figures. It appends the
-        operation's integers to the thread's buffer and folds the buffer every ``BATCH``
-        operations. Tasks of one event loop share their thread's."""
+        :meth:`ok` with the worker's instrument box in place of its four figures, recording into
+        the thread's :meth:`buffer` as the workers' loops do inline."""
         local = self._local
         try:
             return local.sink
         except AttributeError:
             pass
-        buffer: list[int] = []
-        extend, fold, full = buffer.extend, self._fold, self.BATCH * WIDTH
+        buffer = self.buffer()
+        extend, fold, full = buffer.extend, self.fold, self.full
 
         def ok(code: int, start_ns: int, end_ns: int, due_ns: int, box: Sequence[int]) -> None:
-            extend((code, start_ns, end_ns, due_ns))  # two extends: a third less than one of
-            extend(box)  # (code, ..., *box), whose unpacking builds a list first
+            extend((code, start_ns, end_ns, due_ns))
+            extend(box)
             if len(buffer) >= full:
                 fold(buffer)
 
-        local.buffer, local.sink = buffer, ok
+        local.sink = ok
         return ok
 
     def open_window(self, start_ns: int) -> None:
@@ -137,9 +154,9 @@ class Recorder:
         """Fold the calling thread's pending operations into the totals."""
         buffer = getattr(self._local, "buffer", None)
         if buffer:
-            self._fold(buffer)
+            self.fold(buffer)
 
-    def _fold(self, buffer: list[int]) -> None:
+    def fold(self, buffer: list[int]) -> None:
         """Add a thread's pending operations to the totals, in bulk: the columns the totals need
         become arrays (packed by ``struct``, twice as fast as numpy's own conversion), and the
         counts, slots, sums and histogram buckets are computed on them
