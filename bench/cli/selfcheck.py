@@ -72,10 +72,10 @@ def add_parser(sub: Subcommands) -> None:
     command.add_argument(
         "--time-budget",
         type=number(float, 60, "--time-budget", 86_400),
-        default=540.0,
+        default=480.0,
         metavar="S",
         help="seconds the whole selfcheck should take: rounds are added to undecided comparisons "
-        "only while their share of it lasts (default: 540)",
+        "only while their share of it lasts (default: 480)",
     )
     command.add_argument(
         "--quick",

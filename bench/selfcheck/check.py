@@ -96,7 +96,7 @@ class Settings:
     ops: int = 5000  # measured operations per cell and per bare loop
     pairs: int = 3  # interleaved rounds of every comparison, at first
     max_rounds: int = 30  # rounds a comparison may grow to, to decide its target (pairs: never)
-    budget_s: float = 540.0  # the selfcheck's time, which the added rounds must fit in
+    budget_s: float = 480.0  # the selfcheck's time, which the added rounds must fit in
     pool_size: int = 4  # pool and workers of the overhead cells
     memory_ops: int = 1_000_000
     pgbench_time: int = 2  # seconds per pgbench run
