@@ -123,6 +123,19 @@ def test_classify() -> None:
     assert classify(asyncio.TimeoutError()) == "timeout"
     assert classify(AssertionError()) == "check_failed"
     assert classify(ValueError("x")) == "ValueError"
+    # a driver scenario's operation: the driver's own exceptions, unwrapped
+    import asyncpg
+    import psycopg2
+
+    lost = psycopg2.OperationalError("terminating connection due to administrator command")
+    assert classify(lost) == "disconnect"
+    assert classify(psycopg2.IntegrityError("duplicate key")) == "IntegrityError"
+    gone = asyncpg.exceptions.ConnectionDoesNotExistError(
+        "connection was closed in the middle of operation"
+    )
+    assert classify(gone) == "disconnect"
+    assert classify(asyncpg.exceptions.UniqueViolationError("dup")) == "UniqueViolationError"
+    assert classify(ValueError("server closed the connection unexpectedly")) == "ValueError"
 
 
 def test_recorder_counts_and_histograms_round_trip() -> None:

@@ -3,7 +3,8 @@
 =====================  =====================================================================
 ``pool_timeout``       no pooled connection came free within ``--pool-timeout``
 ``disconnect``         the connection died under the operation (server restart, a backend
-                       terminated by an administrator, network): the pool invalidated it
+                       terminated by an administrator, network): the pool invalidated it, or,
+                       in a driver scenario (the driver's own exception), the harness did
 ``server_conn_limit``  the server refused a new connection: too many for the role, the
                        database or the server (``CONNECTION LIMIT``, ``max_connections``)
 ``server_unavailable`` no server to connect to: it is shutting down, starting up or recovering,
@@ -13,6 +14,7 @@
 ``locked``             SQLite: the database stayed locked by another writer past the busy timeout
 ``check_failed``       the scenario's own check of a result failed (an ``assert``)
 anything else          SQLAlchemy's name for it: ``IntegrityError``, ``OperationalError``, ...
+                       (in a driver scenario, the driver's: ``UniqueViolationError``, ...)
 =====================  =====================================================================
 """
 
@@ -47,25 +49,20 @@ DISCONNECT_WORDS = (
 )
 
 
+# the drivers' own modules: a driver scenario's operation raises their exceptions, unwrapped
+DRIVER_MODULES = {"psycopg2", "psycopg", "asyncpg", "pymysql", "aiomysql", "sqlite3", "aiosqlite"}
+
+
 def classify(error: BaseException) -> str:
     """A short, driver-independent error class (see the table above)."""
     if isinstance(error, sa_exc.TimeoutError):  # QueuePool limit reached, timed out
         return "pool_timeout"
     if isinstance(error, sa_exc.DBAPIError):
-        codes = _server_codes(error.orig)
-        if codes & {PG_TOO_MANY_CONNECTIONS, *MYSQL_TOO_MANY_CONNECTIONS} or any(
-            words in str(error.orig) for words in PG_REFUSALS
-        ):
-            return "server_conn_limit"
-        if codes & {PG_QUERY_CANCELED, *MYSQL_TIMEOUTS}:
-            return "timeout"
-        if codes & {PG_CANNOT_CONNECT_NOW, *MYSQL_UNAVAILABLE} or _unavailable(error.orig):
-            return "server_unavailable"
-        if error.connection_invalidated or any(w in str(error.orig) for w in DISCONNECT_WORDS):
-            return "disconnect"
-        if "database is locked" in str(error.orig):
-            return "locked"
-        return type(error).__name__  # IntegrityError, OperationalError, ... (SQLAlchemy's names)
+        # IntegrityError, OperationalError, ... (SQLAlchemy's names) when nothing else says
+        return _database_class(error.orig, error.connection_invalidated) or type(error).__name__
+    if type(error).__module__.partition(".")[0] in DRIVER_MODULES:
+        # a driver scenario calls the driver itself: its exceptions come unwrapped
+        return _database_class(error, False) or type(error).__name__
     if isinstance(error, (ConnectionRefusedError, FileNotFoundError)) or (
         isinstance(error, OSError) and _unavailable(error)
     ):
@@ -75,6 +72,26 @@ def classify(error: BaseException) -> str:
     if isinstance(error, AssertionError):
         return "check_failed"
     return type(error).__name__
+
+
+def _database_class(orig: BaseException | None, invalidated: bool) -> str | None:
+    """The class of a driver's error (``orig``; ``invalidated``: the pool said the connection was
+    lost), or None when it is none of the table's."""
+    codes = _server_codes(orig)
+    text = str(orig)
+    if codes & {PG_TOO_MANY_CONNECTIONS, *MYSQL_TOO_MANY_CONNECTIONS} or any(
+        words in text for words in PG_REFUSALS
+    ):
+        return "server_conn_limit"
+    if codes & {PG_QUERY_CANCELED, *MYSQL_TIMEOUTS}:
+        return "timeout"
+    if codes & {PG_CANNOT_CONNECT_NOW, *MYSQL_UNAVAILABLE} or _unavailable(orig):
+        return "server_unavailable"
+    if invalidated or any(words in text for words in DISCONNECT_WORDS):
+        return "disconnect"
+    if "database is locked" in text:
+        return "locked"
+    return None
 
 
 def _unavailable(orig: BaseException | None) -> bool:
