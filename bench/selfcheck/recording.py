@@ -70,8 +70,9 @@ def main() -> None:
     n = TIGHT_OPS
 
     def recorder_us(histograms: bool) -> float:
-        """Per operation, as the workers record (their thread's sink, the instruments' box),
-        the batches' folds and the last flush included."""
+        """Per operation, as the workers record (into their thread's buffer, with the
+        instruments' box; here through ``sink``, one call more than the workers' appends in
+        place), the batches' folds and the last flush included."""
         rec = Recorder(["read"], histograms)
         box = CheckoutTimer.start_worker()
         box[WAIT] = 2_000
