@@ -74,12 +74,28 @@ def test_worst_of_several() -> None:
     assert worst([i, m]) == "misses"
 
 
-def _procedure(rng: random.Random, ratio: float, cv: float, bound: float) -> str:
-    first = _rounds(rng, ratio, cv, MIN_ROUNDS)
+def _placed_rounds(
+    rng: random.Random, ratio: float, cv: float, n: int
+) -> list[tuple[float, float]]:
+    """n rounds as this machine's noise makes them: each side's process settles at its start
+    into a fast or a slow placement on the two cores (slow 30% of the time, 30% slower) and
+    keeps it, plus noise of its own (``cv``); one round's log ratio then has a standard
+    deviation of about 0.25, the two sides uncorrelated, as measured (docs/selfcheck.md)."""
+
+    def side() -> float:
+        return math.exp((-0.35 if rng.random() < 0.3 else 0.0) + rng.gauss(0, cv))
+
+    return [(1000 * side(), 1000 * ratio * side()) for _ in range(n)]
+
+
+def _procedure(
+    rng: random.Random, ratio: float, cv: float, bound: float, rounds: Any = _rounds
+) -> str:
+    first = rounds(rng, ratio, cv, MIN_ROUNDS)
     pilot = decide_target(first, bound)
     more: list[tuple[float, float]] = []
     if pilot.word == "inconclusive" and pilot.needed:
-        more = _rounds(rng, ratio, cv, max(0, pilot.needed - len(first)))
+        more = rounds(rng, ratio, cv, max(0, pilot.needed - len(first)))
     return two_looks(first, more, bound).word
 
 
@@ -94,6 +110,23 @@ def test_a_wrong_decision_at_most_five_percent_of_the_time(cv: float) -> None:
     rng = random.Random(17 + int(cv * 100))
     wrong_holds = sum(_procedure(rng, bound * 0.99, cv, bound) == "holds" for _ in range(runs))
     wrong_misses = sum(_procedure(rng, bound * 1.01, cv, bound) == "misses" for _ in range(runs))
+    assert wrong_holds / runs <= limit, wrong_holds / runs
+    assert wrong_misses / runs <= limit, wrong_misses / runs
+
+
+def test_a_wrong_decision_at_most_five_percent_under_two_placements() -> None:
+    """The same limits when the noise is not normal but this machine's: two states per process
+    (``_placed_rounds``), the first look on three rounds. A ceiling target decided *misses* on
+    three clustered rounds is within this rate."""
+    bound, runs = 0.95, 4000
+    limit = 0.05 + 3 * math.sqrt(0.05 * 0.95 / runs)
+    rng = random.Random(29)
+
+    def word(ratio: float) -> str:
+        return _procedure(rng, ratio, 0.08, bound, _placed_rounds)
+
+    wrong_holds = sum(word(bound * 0.99) == "holds" for _ in range(runs))
+    wrong_misses = sum(word(bound * 1.01) == "misses" for _ in range(runs))
     assert wrong_holds / runs <= limit, wrong_holds / runs
     assert wrong_misses / runs <= limit, wrong_misses / runs
 
