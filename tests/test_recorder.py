@@ -184,8 +184,8 @@ def test_the_recorder_gives_what_recording_value_by_value_gives(
     """Any operations (closed loop, open loop, late, early, waits longer than the operation,
     values out of the histograms' range), any number of kinds, folded in batches of any size:
     the recorder's histograms, counts, sums, slots, late and overlapping operations are the
-    reference's, and the operations went through the workers' path (the sink and a box reused
-    from one operation to the next) or through ``ok``."""
+    reference's, and the operations went through the workers' appends (the sink, which makes
+    them, and a box reused from one operation to the next) or through ``ok``."""
     rec = Recorder([f"k{k}" for k in range(kinds)], histograms)
     rec.BATCH = batch
     ref = Reference(kinds)

@@ -23,7 +23,7 @@ class Lease:
 
     __slots__ = ("current", "factory")
 
-    connection: Any = None  # nothing a worker may use without entering the lease (see Held...)
+    connection: Any = None  # nothing to call without entering it (HeldDriverConnection has)
 
     def __init__(self, factory: Callable[[], Any]):
         self.factory = factory

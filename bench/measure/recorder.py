@@ -100,8 +100,8 @@ class Recorder:
         """One successful operation, started at ``start_ns`` and ended at ``end_ns``, having waited
         ``wait_ns`` for its connection and spent ``db_ns`` in ``statements`` statements. In open
         loop ``due_ns`` is its intended start, and its latency counts from there (the service
-        time from the actual start is kept beside it). The workers' loops record through
-        :meth:`sink` instead, the same buffer without the box's copy."""
+        time from the actual start is kept beside it). The workers' loops append to
+        :meth:`buffer` themselves, the same integers without the box's copy."""
         box = [0] * BOX_LEN
         box[WAIT], box[DB], box[STATEMENTS], box[ROWS] = wait_ns, db_ns, statements, rows
         self.sink()(code, start_ns, end_ns, due_ns, box)

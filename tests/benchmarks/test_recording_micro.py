@@ -1,9 +1,10 @@
 """Micro-benchmark: what recording costs, 10,000 operations at a time, without I/O.
 
-The workers' own path (:meth:`~bench.measure.recorder.Recorder.sink` with an instrument box, the
-batches' folds and the last flush included) for one kind of operation, with histograms and with
-counts only (``--no-record``); the difference divided by 10,000 is what ``bench selfcheck``
-reports as the recorder's microseconds per operation. No database: this runs anywhere.
+The workers' appends (through :meth:`~bench.measure.recorder.Recorder.sink`, with an
+instrument box, the batches' folds and the last flush included) for one kind of operation, with
+histograms and with counts only (``--no-record``); the difference divided by 10,000 is what
+``bench selfcheck`` reports as the recorder's microseconds per operation. No database: this runs
+anywhere.
 
 The normal suite runs each function once (``--benchmark-disable``); to measure::
 
