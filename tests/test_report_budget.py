@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bench.report import budget_charts, budget_means, charts, comparison
+from bench.report import budget_charts, budget_comparison, budget_means, charts
 from bench.report.analysis import analyse
 from bench.report.run_page import build, render
 from bench.report.verdict import verdict_lines
@@ -315,7 +315,7 @@ def test_budget_changes_are_pure_and_say_what_is_missing() -> None:
     a = {"run_id": "A", "config": {"scenario": "crud"},
          "cells": [cell("sync", 1000, 100), cell("sync", 2000, 300)]}  # fmt: skip
     b = {"run_id": "B", "config": {"scenario": "crud"}, "cells": [cell("sync", 1500, 100)]}
-    result = comparison.budget_changes(a, b)
+    result = budget_comparison.budget_changes(a, b)
     (row,) = result["rows"]
     assert row["a"]["latency_us"] == pytest.approx(1750)  # weighted by operations
     assert row["figures"]["latency_us"]["change"] == pytest.approx(-250)
@@ -323,6 +323,6 @@ def test_budget_changes_are_pure_and_say_what_is_missing() -> None:
     assert ("server", "server_us") not in result["columns"]
     assert result["server"] == "server time not split from the database time: not preloaded"
     none = {**b, "cells": [cell("sync", 1500, 100, budget=False)]}
-    assert comparison.budget_changes(a, none)["note"].startswith(
+    assert budget_comparison.budget_changes(a, none)["note"].startswith(
         "time budget: not compared, B (B) has none"
     )

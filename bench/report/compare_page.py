@@ -11,11 +11,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.report.budget_comparison import BUDGET_METHOD, budget_changes, budget_text
 from bench.report.comparison import (
-    BUDGET_METHOD,
     METHOD,
-    budget_changes,
-    budget_text,
     cell_name,
     describe,
     gate_text,

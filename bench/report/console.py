@@ -14,9 +14,8 @@ from rich.console import Console, Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from bench.report.budget_comparison import budget_changes, budget_text
 from bench.report.comparison import (
-    budget_changes,
-    budget_text,
     cell_name,
     describe,
     gate_text,
@@ -233,7 +232,7 @@ def compare_table(
 
 def compare_budget_table(budget: Mapping[str, Any]) -> Table:
     """Per cell the time budget of A and of B (µs per operation, the rounds pooled) and the
-    change of each part, from :func:`bench.report.comparison.budget_changes`."""
+    change of each part, from :func:`bench.report.budget_comparison.budget_changes`."""
     table = new_table(
         "Where the time goes, A -> B: mean per operation (µs), rounds pooled",
         "A -> B, then the change B - A (µs) and in %; wait: for a pooled connection; database: "
