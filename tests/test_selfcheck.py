@@ -4,7 +4,13 @@ figure is sane. Benchmarks are not timed tests: no speed target is asserted here
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +20,7 @@ from sqlalchemy.engine import make_url
 
 from bench.db.target import target_from_url
 from bench.selfcheck import figures
+from bench.selfcheck.check import whole_rounds
 from bench.selfcheck.pgbench import PGBENCH_TABLES, Pgbench
 from bench.stats.targets import decide_target
 from tests.conftest import engine_for, harness_connections
@@ -210,3 +217,62 @@ def test_pgbench_connects_where_the_url_points() -> None:
     pgbench = Pgbench(tcp, None)
     assert pgbench.conn == ["-h", "db.example", "-p", "6543", "-U", "me"]
     assert pgbench.database == "app" and pgbench.env["PGPASSWORD"] == "Secret9"
+
+
+def test_an_interrupted_round_is_left_out_of_the_ceiling() -> None:
+    level = {
+        "clients": 4,
+        "got": {"pgbench": [9.0, 9.0, 9.0], "bare sync": [1.0, 2.0, 3.0, 4.0],
+                "raw sync": [1.0, 2.0, 3.0], "bare async": [5.0, 6.0, 7.0],
+                "raw async": [5.0, 6.0, 7.0]},
+        "cpu": {"pgbench": [], "bare sync": [10.0, 20.0, 30.0, 40.0], "raw sync": [1.0, 2.0, 3.0],
+                "bare async": [5.0, 6.0, 7.0], "raw async": [5.0, 6.0, 7.0]},
+    }  # fmt: skip
+    cut = whole_rounds(level)
+    assert cut["got"]["bare sync"] == [1.0, 2.0, 3.0] and cut["cpu"]["bare sync"] == [10, 20, 30]
+    assert cut["got"]["raw async"] == [5.0, 6.0, 7.0] and cut["got"]["pgbench"] == [9.0] * 3
+    assert level["got"]["bare sync"] == [1.0, 2.0, 3.0, 4.0]  # the level itself is left as it was
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_ceiling_levels_measured(pg_url: str, tmp_path: Path) -> None:
+    """SIGINT once the second number of clients has started: exit 130, and the first one's rows
+    (its three whole rounds, each driver) are in the document and printed."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "selfcheck", "--dburl", pg_url, *REDUCED, "--no-sweep",
+         "--results-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+    )  # fmt: skip
+    lines: list[str] = []
+    started = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("ceiling: 2 client(s), round 1/3"):
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(120), "".join(lines)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(10)
+    err = "".join(lines)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    (path,) = tmp_path.glob("*-selfcheck/selfcheck.json")
+    document = json.loads(path.read_text())
+    assert document["status"] == "interrupted"
+    rows = document["figures"]["ceiling"]
+    assert [(r["clients"], r["mode"]) for r in rows] == [(1, "sync"), (1, "async")]
+    assert all(r["rounds"] == 3 and len(r["raw_over_bare"]["values"]) == 3 for r in rows)
+    assert has_row(out, "1", "psycopg2 threads") and has_row(out, "1", "asyncpg tasks")

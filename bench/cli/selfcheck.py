@@ -64,10 +64,10 @@ def add_parser(sub: Subcommands) -> None:
     command.add_argument(
         "--max-rounds",
         type=number(int, 1, "--max-rounds", 1000),
-        default=30,
+        default=200,
         metavar="N",
         help="the most rounds a comparison may grow to, to decide its target (holds or misses) "
-        "at the machine's noise (default: 30)",
+        "at the machine's noise, as long as --time-budget lasts (default: 200)",
     )
     command.add_argument(
         "--time-budget",

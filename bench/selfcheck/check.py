@@ -65,7 +65,7 @@ from bench.selfcheck.figures import (
 from bench.selfcheck.pgbench import Pgbench
 from bench.selfcheck.sweep import time_sweep
 from bench.stats.summary import median
-from bench.stats.targets import TargetDecision, decide_target, two_looks
+from bench.stats.targets import MAX_ROUNDS, TargetDecision, decide_target, two_looks
 
 # path -> (scenario, its options): the same primary-key select at three levels
 PATHS: dict[str, tuple[str, dict[str, str]]] = {
@@ -77,7 +77,7 @@ PATHS: dict[str, tuple[str, dict[str, str]]] = {
 Say = Callable[[str], None]
 # the steps that add rounds to decide a target may do so until this share of ``budget_s`` is
 # spent: what is left is for the steps after them (the memory cells; the sweep, 2-3 minutes)
-SHARE_OF_BUDGET = {"ceiling": 0.4, "overhead": 0.65}
+SHARE_OF_BUDGET = {"ceiling": 0.5, "overhead": 0.65}
 
 
 def add_rounds(levels: list[dict[str, Any]], time_left: Callable[[], bool]) -> None:
@@ -90,12 +90,24 @@ def add_rounds(levels: list[dict[str, Any]], time_left: Callable[[], bool]) -> N
         level["n"] += 1
 
 
+def whole_rounds(level: dict[str, Any]) -> dict[str, Any]:
+    """A ceiling level's figures cut to its whole rounds, each driver's bare loop and raw path
+    in pairs (an interrupted round leaves one of them a figure longer)."""
+    got, cpu = dict(level["got"]), dict(level["cpu"])
+    for mode in DRIVERS:
+        items = (f"bare {mode}", f"raw {mode}")
+        n = min(len(got[item]) for item in items)
+        for item in items:
+            got[item], cpu[item] = got[item][:n], cpu[item][:n]
+    return {**level, "got": got, "cpu": cpu}
+
+
 @dataclass(frozen=True)
 class Settings:
     concurrency: tuple[int, ...] = (1, 4, 10)  # clients of the ceiling
     ops: int = 5000  # measured operations per cell and per bare loop
     pairs: int = 3  # interleaved rounds of every comparison, at first
-    max_rounds: int = 30  # rounds a comparison may grow to, to decide its target (pairs: never)
+    max_rounds: int = 200  # rounds a comparison may grow to, to decide its target (pairs: never)
     budget_s: float = 480.0  # the selfcheck's time, which the added rounds must fit in
     pool_size: int = 4  # pool and workers of the overhead cells
     memory_ops: int = 1_000_000
@@ -220,9 +232,9 @@ class SelfCheck:
                     "want": self.rounds_wanted([pilots[m] for m in undecided]), "n": first,
                 })  # fmt: skip
             add_rounds(levels, lambda: self.time_left("ceiling"))
-            for level in levels:
-                rows.extend(self._ceiling_rows(level, first, pgbench.error))
         finally:
+            for level in levels:  # interrupted, the rounds measured so far, whole ones
+                rows.extend(self._ceiling_rows(whole_rounds(level), first, pgbench.error))
             pgbench.drop()
             self.drop_bare_table()
         return rows
@@ -292,8 +304,12 @@ class SelfCheck:
                 bound[mode] |= bool(result["client"]["client_bound"])
 
     def rounds_wanted(self, pilots: list[TargetDecision]) -> int:
-        """How many rounds in all the undecided targets ask for, within ``max_rounds``."""
+        """How many rounds in all the undecided targets ask for, within ``max_rounds``: all of
+        them (the time budget permitting) for a target whose estimate is over
+        :data:`~bench.stats.targets.MAX_ROUNDS`, the estimate's cap."""
         asked = max((d.needed or 0 for d in pilots), default=0)
+        if asked >= MAX_ROUNDS:
+            asked = self.settings.max_rounds
         return min(asked, self.settings.max_rounds)
 
     def time_left(self, step: str) -> bool:
@@ -353,45 +369,69 @@ class SelfCheck:
         return self.fork_server(("overhead", path, mode, n))
 
     def overhead(self) -> list[dict[str, Any]]:
+        """Per path and mode: pairs of the cell with recording and with counts only; each
+        row's target judged on the first pairs and, when undecided, on as many more as would
+        decide it while the step's share of the time lasts, the rows taking turns as the
+        ceiling's numbers of clients do (:func:`add_rounds`). Interrupted, the rows keep the
+        pairs measured so far."""
         rows: list[dict[str, Any]] = []
         self.document["overhead"] = rows
         size = self.settings.pool_size
         tight = self.recording_cost()
-        for path in PATHS:
-            for mode in ("sync", "async"):
-                self.say(
-                    f"overhead: {PATH_NAMES[path]} {mode}, {self.settings.pairs} pairs of "
-                    f"{self.settings.ops} operations ..."
-                )
-                spec = self.spec(path, mode, size)
-                fork = functools.partial(self.overhead_fork_server, path, mode)
-                row = first = overhead_pairs(spec, self.settings.pairs, fork)
-                pilot = decide_target(
-                    zip(row["ops_s_counts_only"], row["ops_s_recording"], strict=True),
-                    1 - OVERHEAD_TARGET,
-                )
-                want = self.rounds_wanted([pilot] if pilot.word == "inconclusive" else [])
-                added: dict[str, Any] | None = None
-                while row["rounds"] < want and self.time_left("overhead"):
+        levels: list[dict[str, Any]] = []
+        try:
+            for path in PATHS:
+                for mode in ("sync", "async"):
                     self.say(
-                        f"overhead: {PATH_NAMES[path]} {mode}, round {row['rounds'] + 1}/{want} "
-                        f"to decide the target ..."
+                        f"overhead: {PATH_NAMES[path]} {mode}, {self.settings.pairs} pairs of "
+                        f"{self.settings.ops} operations ..."
                     )
-                    more = overhead_pairs(spec, 1, fork, start=row["rounds"])
-                    added = more if added is None else joined(added, more)
-                    row = more_overhead(first, added)
-                cpu = median(row["cpu_us_per_op_counts_only"]) or 0.0
-                us = self.recording_us(path, spec, tight)
-                rows.append({
-                    "path": path, "scenario": PATHS[path][0], **row,
-                    "recording_cpu_us": us,
-                    # when the client is the bottleneck, throughput falls by this share
-                    "recording_cpu_share": us / (cpu + us) if cpu else None,
-                })  # fmt: skip
-        clock = self.document["recording_cost"].get("statement_clock")
-        if clock:
-            self.document["budget_cost"] = budget_cost(clock, rows)
+                    spec = self.spec(path, mode, size)
+                    fork = functools.partial(self.overhead_fork_server, path, mode)
+                    first = overhead_pairs(spec, self.settings.pairs, fork)
+                    pilot = decide_target(
+                        zip(first["ops_s_counts_only"], first["ops_s_recording"], strict=True),
+                        1 - OVERHEAD_TARGET,
+                    )
+                    want = self.rounds_wanted([pilot] if pilot.word == "inconclusive" else [])
+                    level = {"path": path, "spec": spec, "first": first, "added": None,
+                             "n": first["rounds"], "want": want, "order": None}  # fmt: skip
+                    level["play"] = functools.partial(self._overhead_round, level, fork)
+                    levels.append(level)
+            add_rounds(levels, lambda: self.time_left("overhead"))
+        finally:
+            for level in levels:
+                rows.append(self._overhead_row(level, tight))
+            clock = self.document["recording_cost"].get("statement_clock")
+            if clock:
+                self.document["budget_cost"] = budget_cost(clock, rows)
         return rows
+
+    def _overhead_round(
+        self, level: dict[str, Any], fork: Callable[[int], Zygote], n: int, order: Any, want: int
+    ) -> None:
+        """One more pair (round ``n``) of an overhead row that its first pairs left undecided."""
+        spec: CellSpec = level["spec"]
+        self.say(
+            f"overhead: {PATH_NAMES[level['path']]} {spec.mode}, round {n + 1}/{want} to decide "
+            "the target ..."
+        )
+        more = overhead_pairs(spec, 1, fork, start=n)
+        level["added"] = more if level["added"] is None else joined(level["added"], more)
+
+    def _overhead_row(self, level: dict[str, Any], tight: dict[str, float]) -> dict[str, Any]:
+        """An overhead row: its pairs' figures, its target's decision (two looks) and what
+        recording costs one of its operations."""
+        path, spec, first, added = level["path"], level["spec"], level["first"], level["added"]
+        row = first if added is None else more_overhead(first, added)
+        cpu = median(row["cpu_us_per_op_counts_only"]) or 0.0
+        us = self.recording_us(path, spec, tight)
+        return {
+            "path": path, "scenario": PATHS[path][0], **row,
+            "recording_cpu_us": us,
+            # when the client is the bottleneck, throughput falls by this share
+            "recording_cpu_share": us / (cpu + us) if cpu else None,
+        }  # fmt: skip
 
     # -- memory
 
