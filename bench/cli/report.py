@@ -36,18 +36,18 @@ def add_parser(sub: Subcommands) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from bench.report import console
+    from bench.report import console, micro_files
     from bench.report import micro_page as micro
     from bench.results import store as results
 
     paths = [Path(p) for p in args.results] or [results.newest_run(Path(args.results_dir))]
     for path in paths:  # refuse any bad file before drawing anything
-        if micro.read(path) is None:  # a pytest-benchmark file gets a page of its own
+        if micro_files.read(path) is None:  # a pytest-benchmark file gets a page of its own
             results.load(path)
     from bench.report import run_page as report
 
     for path in paths:
-        if micro.read(path) is not None:
+        if micro_files.read(path) is not None:
             page = micro.build(path, Path(args.reports_dir))
         else:
             page = report.build(path, Path(args.reports_dir), args.pool_size)

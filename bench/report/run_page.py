@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import UsageError, error_line, one_line
-from bench.report import budget_charts, charts, console
+from bench.report import budget_charts, charts, console, micro_files
 from bench.report import micro_page as micro
 from bench.report.analysis import Analysis, analyse
 from bench.report.budget_page import BUDGET_CHARTS, budget_section, figure
@@ -347,7 +347,7 @@ def extra_sections(run_dir: Path, out: Path | None = None) -> list[str]:
             parts.append(f"<p><code>{html.escape(path.name)}</code></p>")
             parts.append(_csv_table(path))
     benchmarks = [p for p in sorted(run_dir.glob("*.json")) if p.name != RESULTS_FILE]
-    newest = micro.newest(run_dir.resolve().parent)  # results/
+    newest = micro_files.newest(run_dir.resolve().parent)  # results/
     parts += micro.sections([*benchmarks, *([newest] if newest else [])], out, _stray)
     return parts
 
