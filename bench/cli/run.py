@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from bench.cli import run_options
+from bench.cli import run_options, run_resume
 from bench.cli.options import Subcommands, check_loop, check_sqlite_path, command_line
 from bench.cli.options import scenario_options as parse_scenario_options
 from bench.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, BenchError, UsageError
@@ -61,13 +61,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.results import store as results
     from bench.run import runner
 
-    args, previous = run_options.resumed(args)
+    args, previous = run_resume.resumed(args)
     request = _request(args, previous)
     if previous is not None and not request.cells:  # every planned cell kept
         from bench.report import console
 
         run_id = previous.get("run_id")
-        if not args.profile or run_options.profile_kept(
+        if not args.profile or run_resume.profile_kept(
             previous, request.found.source, request.modes, request.pool_sizes, args.profile_pool,
             request.concurrency, args.warmup,
         ):  # fmt: skip
