@@ -220,7 +220,7 @@ def test_pgbench_connects_where_the_url_points() -> None:
 
 
 def test_an_interrupted_round_is_left_out_of_the_ceiling() -> None:
-    level = {
+    level: dict[str, Any] = {
         "clients": 4,
         "got": {"pgbench": [9.0, 9.0, 9.0], "bare sync": [1.0, 2.0, 3.0, 4.0],
                 "raw sync": [1.0, 2.0, 3.0], "bare async": [5.0, 6.0, 7.0],
