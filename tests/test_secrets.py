@@ -110,11 +110,11 @@ def test_db_password_from_a_dotenv_file(machine_pg: str, tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_selfcheck(bench: Bench, machine_pg: str, tmp_path: Path) -> None:
-    """Its smallest form: one client count, a pair of 50 operations, small memory cells, a
-    one-second pgbench, no timed sweep."""
+    """Its smallest form: one client count, one round of 50 operations and no more, small memory
+    cells, a one-second pgbench, no timed sweep."""
     args = ("selfcheck", "--dburl", with_password(machine_pg), "--concurrency", "1", "--ops", "50",
-            "--pairs", "1", "--pool-size", "1", "--memory-ops", "1000", "--pgbench-time", "1",
-            "--no-sweep")  # fmt: skip
+            "--pairs", "1", "--max-rounds", "1", "--pool-size", "1", "--memory-ops", "1000",
+            "--pgbench-time", "1", "--no-sweep")  # fmt: skip
     proc = ok(bench(*args, timeout=300))
     files = assert_nowhere(tmp_path, proc)
     assert any(p.name == "selfcheck.json" for p in files), files
@@ -125,7 +125,7 @@ def test_loadtest(bench: Bench, machine_pg: str, tmp_path: Path) -> None:
     """The service gets the password through its environment; Locust's CSV, HTML and log, the
     results and the report must not show it."""
     args = ("loadtest", "--headless", "--users", "2", "--spawn-rate", "2", "--run-time", "3s",
-            "--dburl", with_password(machine_pg))  # fmt: skip
+            "--rounds", "1", "--dburl", with_password(machine_pg))  # fmt: skip
     proc = ok(bench(*args, timeout=180))
     files = assert_nowhere(tmp_path, proc)
     names = {p.name for p in files}
