@@ -76,8 +76,9 @@ PATHS: dict[str, tuple[str, dict[str, str]]] = {
 
 Say = Callable[[str], None]
 # the steps that add rounds to decide a target may do so until this share of ``budget_s`` is
-# spent: what is left is for the steps after them (the memory cells; the sweep, 2-3 minutes)
-SHARE_OF_BUDGET = {"ceiling": 0.5, "overhead": 0.65}
+# spent: what is left is for the steps after them (the memory cells, about a minute; the sweep,
+# 40-90 s)
+SHARE_OF_BUDGET = {"ceiling": 0.45, "overhead": 0.75}
 
 
 def add_rounds(levels: list[dict[str, Any]], time_left: Callable[[], bool]) -> None:
