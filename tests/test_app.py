@@ -383,6 +383,29 @@ def test_migration_starts_again_when_bench_run_dropped_the_tables(fresh_db: str)
     assert _table_names(fresh_db) == {*TABLES, VERSION_TABLE}
 
 
+def test_a_bench_runs_tables_left_without_history_are_dropped_and_migrated(fresh_db: str) -> None:
+    """What ``bench run --keep-tables`` (or a run stopped mid-cell) leaves: the harness's tables
+    created from the models, no version table. The migrations would refuse ("relation already
+    exists"); they are dropped first, with their rows, and the schema is the migrations' own."""
+    engine = engine_for(fresh_db)
+    try:
+        with engine.begin() as conn:  # what a bench run's cell does before seeding
+            Base.metadata.create_all(conn)
+            conn.execute(text("insert into bench_user (name, email) values ('Ada', 'a@x.org')"))
+    finally:
+        engine.dispose()
+    assert upgrade(fresh_db) == ["bench_user", "bench_address"]
+    assert _table_names(fresh_db) == {*TABLES, VERSION_TABLE}
+    engine = engine_for(fresh_db)
+    try:
+        with engine.connect() as conn:
+            assert conn.scalar(text("select count(*) from bench_user")) == 0
+            assert conn.scalar(text(f"select version_num from {VERSION_TABLE}")) == "0001"
+    finally:
+        engine.dispose()
+    assert upgrade(fresh_db) == []  # migrated now: nothing is dropped again
+
+
 # the command line
 
 
@@ -390,6 +413,23 @@ def test_migrate_command_creates_the_schema(bench: Callable[..., Any], fresh_db:
     proc = bench("migrate", "--dburl", fresh_db)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("migrated postgresql://")
+    assert _table_names(fresh_db) == {*TABLES, VERSION_TABLE}
+    assert "dropped" not in proc.stderr
+
+
+def test_migrate_says_it_dropped_a_bench_runs_tables(
+    bench: Callable[..., Any], fresh_db: str
+) -> None:
+    kept = bench("run", "--dburl", fresh_db, "--scenario", "pk_read", "--pool-sizes", "1",
+                 "--ops", "20", "--trials", "1", "--keep-tables", "--no-report")  # fmt: skip
+    assert kept.returncode == 0, kept.stderr
+    assert _table_names(fresh_db) == set(TABLES)
+    proc = bench("migrate", "--dburl", fresh_db)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "bench_user, bench_address: a bench run's tables, without a migration history; dropped "
+        "and created again by the migrations"
+    ) in proc.stderr
     assert _table_names(fresh_db) == {*TABLES, VERSION_TABLE}
 
 

@@ -15,6 +15,7 @@ import copy
 import os
 import signal
 import socket
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -87,12 +88,19 @@ def migrated_database(
         server.probe(where)
         with server.exclusive(where, shared=shared):
             try:
-                upgrade(where.urls_with_password()[0])
+                dropped = upgrade(where.urls_with_password()[0])
                 if reset:
                     empty_tables(where.urls_with_password()[0])
             except Exception as exc:
                 reason = one_line(getattr(exc, "orig", None) or exc)
                 raise RunError(f"cannot migrate {where.display}: {reason}") from None
+            if dropped:
+                print(
+                    f"{', '.join(dropped)}: a bench run's tables, without a migration history; "
+                    "dropped and created again by the migrations",
+                    file=sys.stderr,
+                    flush=True,
+                )
             yield where
 
 

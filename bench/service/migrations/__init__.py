@@ -24,9 +24,13 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str) -> None:
-    """``alembic upgrade head``: create or update the service's tables."""
-    command.upgrade(alembic_config(database_url), "head")
+def upgrade(database_url: str) -> list[str]:
+    """``alembic upgrade head``: create or update the service's tables. Returns the tables it
+    dropped first: ``bench run``'s, found without a migration history (see ``env.py``)."""
+    config = alembic_config(database_url)
+    command.upgrade(config, "head")
+    dropped: list[str] = config.attributes.get("dropped", [])
+    return dropped
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:

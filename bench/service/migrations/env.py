@@ -16,14 +16,24 @@ from bench.models import Base
 from bench.service.migrations import VERSION_TABLE, include_name
 
 
-def forget_dropped_schema(connection: Connection) -> None:
-    """``bench run`` drops the tables it shares with the service after every cell, and leaves the
-    version table behind: a recorded version without any of its tables means "start again"."""
+def forget_schema_without_history(connection: Connection) -> list[str]:
+    """``bench run`` creates the tables it shares with the service from the models, without a
+    migration history, and drops them after every cell; so:
+
+    - a recorded version without any of its tables means "start again": the version table goes;
+    - the tables without a recorded version are a run's, left behind (``--keep-tables``, a run
+      stopped mid-cell): they are dropped, or the migrations would refuse to create them
+      ("relation already exists"). Their names are returned, for the caller to say so.
+    """
     inspector = inspect(connection)
-    if inspector.has_table(VERSION_TABLE) and not any(
-        inspector.has_table(name) for name in Base.metadata.tables
-    ):
-        connection.exec_driver_sql(f"drop table {VERSION_TABLE}")
+    present = [name for name in Base.metadata.tables if inspector.has_table(name)]
+    if inspector.has_table(VERSION_TABLE):
+        if not present:
+            connection.exec_driver_sql(f"drop table {VERSION_TABLE}")
+        return []
+    if present:
+        Base.metadata.drop_all(connection)
+    return present
 
 
 def run_migrations() -> None:
@@ -39,7 +49,7 @@ def run_migrations() -> None:
     engine = create_engine(target.sync_url, poolclass=NullPool, connect_args=connect_args)
     try:
         with engine.begin() as connection:  # one transaction: PostgreSQL's DDL is transactional
-            forget_dropped_schema(connection)
+            context.config.attributes["dropped"] = forget_schema_without_history(connection)
             context.configure(
                 connection=connection,
                 target_metadata=Base.metadata,
