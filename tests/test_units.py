@@ -9,6 +9,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from bench import errors
+from bench.db.server import lock_file
 from bench.db.target import target_from_url
 from bench.histograms import decode, encode
 from bench.measure.failures import classify
@@ -318,3 +319,28 @@ def test_batched_recording_equals_value_by_value() -> None:
         ), name  # fmt: skip
     assert recorder.late == late
     assert recorder.completed == 20_000
+
+
+def test_one_database_spelled_two_ways_has_one_lock_file() -> None:
+    """A run on ``localhost`` and one on ``127.0.0.1:5432`` meet on the same lock file; another
+    database, port or server does not."""
+
+    def path(url: str) -> str:
+        return lock_file(target_from_url(make_url(url), "--dburl")).name
+
+    same = {
+        path("postgresql://postgres@127.0.0.1:5432/test"),
+        path("postgresql://postgres@localhost/test"),
+        path("postgresql+psycopg2://app:Secret9@LOCALHOST:5432/test"),
+        path("postgresql://postgres@[::1]:5432/test?connect_timeout=3"),
+    }
+    assert len(same) == 1
+    others = {
+        path("postgresql://postgres@127.0.0.1:5432/postgres"),
+        path("postgresql://postgres@127.0.0.1:5433/test"),
+        path("postgresql://postgres@db.example/test"),
+        path("postgresql://postgres:@/test?host=/tmp/pg"),
+        path("mysql://root@127.0.0.1:3306/test"),
+    }
+    assert len(others) == 5 and not others & same
+    assert path("mysql://root@localhost/test") == path("mysql+pymysql://root@127.0.0.1:3306/test")

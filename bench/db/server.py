@@ -82,13 +82,32 @@ RETAKE_S = 30.0  # how long a lost lock is tried again (a server restarting) bef
 RETAKE_ENV = "ASYNCBENCH_LOCK_RETAKE_S"  # another RETAKE_S, in seconds
 
 
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1", "[::1]", "ip6-localhost"})
+
+
 def lock_file(target: Target) -> Path:
     """The run's lock file on this machine: beside an SQLite database; for a server, one per
-    database it serves, in the temporary folder (named by a digest of the URL, password-free)."""
+    database it serves, in the temporary folder (named by a digest of :func:`lock_key`)."""
     if target.kind == "sqlite":
         return Path(f"{target.sync_url.database}.asyncbench-lock")
-    digest = hashlib.sha256(target.display.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(lock_key(target).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"asyncbench-{target.kind}-{digest}.lock"
+
+
+def lock_key(target: Target) -> str:
+    """One database however its URL spells it: the kind, the server (any loopback name as one;
+    a socket's folder), the port (the default one when none is given) and the database; not the
+    user, the password, the drivers or the other options. Two spellings of a Unix socket and a
+    loopback address stay two keys: only the server knows they are one, and its lock says so."""
+    url = target.sync_url
+    host = url.host or url.query.get("host") or url.query.get("unix_socket") or ""
+    if isinstance(host, tuple):  # a query option given twice
+        host = host[0]
+    host = host.lower()
+    if host in LOOPBACK_NAMES:
+        host = "loopback"
+    return f"{target.kind}://{host}:{url.port or DEFAULT_PORTS.get(target.kind)}/{url.database}"
 
 
 def _stderr(line: str) -> None:
