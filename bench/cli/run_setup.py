@@ -105,7 +105,7 @@ def open_database(
     """The database, checked and held by this run until ``stack`` closes: where it is, the
     server's version, the preflight warnings (printed) and the run's hold on it (whose
     warnings are printed as they happen)."""
-    from bench.db import ladder, server
+    from bench.db import ladder, probe, server
     from bench.report import console
 
     where = stack.enter_context(ladder.resolve(args.dburl, args.db, args.sqlite_path))
@@ -114,12 +114,12 @@ def open_database(
     _check_kind_options(args, where.kind)
     if previous is not None:
         _check_same_database(previous["config"], where)
-    server_version = server.probe(where)
+    server_version = probe.probe(where)
     short_version = server_version.split(" on ")[0]
     hold = stack.enter_context(server.exclusive(where, say=_warn))
     console.err.print(f"database: {where.display} ({where.source}), {short_version}")
     need = max(request.pool_sizes) + args.max_overflow + 2
-    preflight = server.connection_headroom(where, need)
+    preflight = probe.connection_headroom(where, need)
     for line in preflight:
         console.err.print(f"[yellow]warning:[/yellow] {line}")
     return where, server_version, preflight, hold

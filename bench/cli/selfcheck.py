@@ -186,13 +186,13 @@ def _open_postgres(
     stack: contextlib.ExitStack[Any], args: argparse.Namespace
 ) -> tuple[Target, str]:
     """The PostgreSQL server, probed and held until ``stack`` closes, and its version."""
-    from bench.db import ladder, server
+    from bench.db import ladder, probe, server
     from bench.report import console
 
     where = stack.enter_context(ladder.resolve(args.dburl, args.db, args.sqlite_path))
     if where.kind != "postgresql":
         raise UsageError(f"bench selfcheck needs PostgreSQL, not {where.kind}")
-    server_version = server.probe(where)
+    server_version = probe.probe(where)
     stack.enter_context(server.exclusive(where))
     short_version = server_version.split(" on ")[0]
     console.err.print(f"database: {where.display} ({where.source}), {short_version}")

@@ -1,6 +1,6 @@
-"""The server a run measures: probed through both drivers, held exclusively for the run (a lock
-file every process of the run holds, and an advisory or named lock on the server, watched), and
-checked for connection headroom."""
+"""The server a run measures, held exclusively for the run: a lock file every process of the run
+holds, and an advisory or named lock on the server, watched. Probing it and checking its
+connection headroom are in :mod:`bench.db.probe`."""
 
 from __future__ import annotations
 
@@ -17,63 +17,14 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.pool import NullPool
 
-from bench.children import hold_in_children, let_go_in_children, run_coroutine
+from bench.children import hold_in_children, let_go_in_children
 from bench.db.drivers import connect_args
+from bench.db.probe import reason
 from bench.db.target import Target
-from bench.errors import RunError, one_line
+from bench.errors import RunError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
-
-
-def probe(target: Target) -> str:
-    """Connect once through each driver; return the server's version or fail with one line."""
-
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    version_sql = text("select sqlite_version()" if target.kind == "sqlite" else "select version()")
-    tag = "asyncbench:probe"
-    engine = create_engine(
-        target.sync_url, poolclass=NullPool, connect_args=connect_args(target.sync_url, tag)
-    )
-    try:
-        with engine.connect() as conn:
-            version = str(conn.scalar(version_sql))
-    except Exception as exc:
-        raise RunError(
-            f"cannot connect to {target.display} ({target.source}): {_reason(exc)}"
-        ) from None
-    finally:
-        engine.dispose()
-
-    async def async_probe() -> None:
-        aengine = create_async_engine(
-            target.async_url, poolclass=NullPool, connect_args=connect_args(target.async_url, tag)
-        )
-        try:
-            async with aengine.connect() as conn:
-                await conn.scalar(version_sql)
-        finally:
-            await aengine.dispose()
-
-    try:
-        run_coroutine(async_probe())  # a Ctrl-C meanwhile stops the command
-    except Exception as exc:
-        raise RunError(
-            f"cannot connect to {target.display} through {target.async_url.drivername}: "
-            f"{_reason(exc)}"
-        ) from None
-    if target.kind == "sqlite":
-        return f"SQLite {version}"
-    if target.kind == "mysql":
-        return f"{'MariaDB' if 'mariadb' in version.lower() else 'MySQL'} {version}"
-    return version
-
-
-def _reason(exc: BaseException) -> str:
-    inner = getattr(exc, "orig", None) or exc
-    return one_line(inner)
 
 
 LOCK_KEY = 0x617379_6E6362  # "asyncbench", as a PostgreSQL advisory lock key
@@ -239,7 +190,7 @@ class Hold:
                 )
                 break
             except Exception as exc:
-                last = _reason(exc)
+                last = reason(exc)
             if time.monotonic() - started > patience:
                 self.why = (
                     f"could not take the lock on {self.target.display} again within "
@@ -263,7 +214,7 @@ class Hold:
                 self.lock.release()
             except Exception as exc:
                 self.say(
-                    f"could not release the lock on {self.target.display} ({_reason(exc)}); "
+                    f"could not release the lock on {self.target.display} ({reason(exc)}); "
                     "the server dropped it with the connection"
                 )
             finally:
@@ -339,7 +290,7 @@ class _ServerLock:
             return None
         except Exception as exc:
             self._drop()
-            return _reason(exc)
+            return reason(exc)
 
     def _stirred(self) -> bool:
         """Whether the server sent anything on the idle connection (True when unknown)."""
@@ -372,69 +323,3 @@ class _ServerLock:
     def dispose(self) -> None:
         self._drop()
         self.engine.dispose()
-
-
-def connection_headroom(target: Target, need: int) -> list[str]:
-    """Pre-flight: warnings when the server, the database or the role will refuse some of the
-    ``need`` connections a cell opens at its largest (pool + overflow + the harness's own two).
-    Refused connections are then counted as ``server_conn_limit`` errors, not a crash."""
-    if target.kind == "sqlite":
-        return []
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(
-        target.sync_url,
-        poolclass=NullPool,
-        connect_args=connect_args(target.sync_url, "asyncbench:preflight"),
-    )
-    limits: list[tuple[str, int, int]] = []  # (what, limit, connections open now)
-    try:
-        with engine.connect() as conn:
-            if target.kind == "postgresql":
-                row = conn.execute(text(PG_LIMITS)).one()
-                if row.role_limit >= 0:
-                    role = f"the role {row.role!r} (CONNECTION LIMIT)"
-                    limits.append((role, row.role_limit, row.role_used))
-                if row.db_limit >= 0:
-                    database = f"the database {row.db!r} (CONNECTION LIMIT)"
-                    limits.append((database, row.db_limit, row.db_used))
-                reserved = 0 if row.superuser else row.reserved  # kept for superusers
-                server_limit = row.max_connections - reserved
-                limits.append(("the server (max_connections)", server_limit, row.in_use))
-            else:
-                row = conn.execute(text(MYSQL_LIMITS)).one()
-                if row.user_limit > 0:
-                    limits.append(("the user (max_user_connections)", row.user_limit, row.mine))
-                limits.append(("the server (max_connections)", row.max_connections, row.in_use))
-    except Exception as exc:
-        return [f"could not read the server's connection limits: {_reason(exc)}"]
-    finally:
-        engine.dispose()
-    return [
-        f"{what} allows {limit} connections and {used} are open; the largest cell needs up to "
-        f"{need} (pool + overflow + 2 of the harness's own): expect server_conn_limit errors"
-        for what, limit, used in limits
-        if used + need > limit
-    ]
-
-
-PG_LIMITS = """
-select r.rolname as role, r.rolconnlimit as role_limit,
-       (select count(*) from pg_stat_activity where usename = current_user) - 1 as role_used,
-       r.rolsuper as superuser,
-       d.datname as db, d.datconnlimit as db_limit,
-       (select count(*) from pg_stat_activity where datname = current_database()) - 1 as db_used,
-       current_setting('max_connections')::int as max_connections,
-       current_setting('superuser_reserved_connections')::int as reserved,
-       (select count(*) from pg_stat_activity where backend_type = 'client backend') - 1
-           as in_use
-from pg_roles r, pg_database d
-where r.rolname = current_user and d.datname = current_database()
-"""
-
-MYSQL_LIMITS = """
-select @@max_user_connections as user_limit, @@max_connections as max_connections,
-       (select count(*) from information_schema.processlist) - 1 as in_use,
-       (select count(*) from information_schema.processlist where user = current_user()) - 1
-           as mine
-"""

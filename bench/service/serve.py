@@ -81,11 +81,11 @@ def migrated_database(
     tables emptied too (each phase of ``bench loadtest --headless`` starts from empty tables);
     with ``shared``, held with other services that share it (``bench loadtest``'s web UI runs
     a service process per side on one database), never with a run."""
-    from bench.db import ladder, server
+    from bench.db import ladder, probe, server
     from bench.service.migrations import upgrade
 
     with ladder.resolve(dburl, db, sqlite_path) as where:
-        server.probe(where)
+        probe.probe(where)
         with server.exclusive(where, shared=shared):
             try:
                 dropped = upgrade(where.urls_with_password()[0])
