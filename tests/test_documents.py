@@ -16,7 +16,7 @@ from typing import Any, get_type_hints
 import pytest
 
 from bench.errors import UsageError
-from bench.results import documents, schema, store
+from bench.results import documents, kinds, schema, store
 from bench.results.history import HISTORY
 from bench.results.migrate import STEPS, migrate
 
@@ -60,7 +60,7 @@ def test_a_run_of_every_version_loads_in_the_current_shape(version: int) -> None
 def test_a_load_test_and_a_selfcheck_of_every_version_load(version: int) -> None:
     loadtest = store.load(fixture(version, "loadtest"))
     assert loadtest["kind"] == "loadtest" and loadtest["schema_version"] == schema.SCHEMA_VERSION
-    assert set(loadtest) <= set(get_type_hints(schema.LoadtestDocument))
+    assert set(loadtest) <= set(get_type_hints(kinds.LoadtestDocument))
     assert isinstance(loadtest["phases"], list) and isinstance(loadtest["summary"], list)
     if version < 4:  # one run of both sides at once: its summary kept, no phases
         assert {"sync", "async", "processes_reporting"} <= set(loadtest["loadtest"])
@@ -68,12 +68,12 @@ def test_a_load_test_and_a_selfcheck_of_every_version_load(version: int) -> None
     else:  # phases in rounds, each side alone
         assert loadtest["phases"] and "loadtest" not in loadtest
         for phase in loadtest["phases"]:
-            assert set(phase) <= set(get_type_hints(schema.LoadtestPhase))
+            assert set(phase) <= set(get_type_hints(kinds.LoadtestPhase))
         assert {p["side"] for p in loadtest["phases"]} == {"sync", "async"}
         assert loadtest["summary"][0]["verdict"]["kind"] != "too few"
     check = store.load_selfcheck(fixture(version, "selfcheck"))
     assert check["kind"] == "selfcheck" and check["schema_version"] == schema.SCHEMA_VERSION
-    assert set(check) <= set(get_type_hints(schema.SelfcheckDocument))
+    assert set(check) <= set(get_type_hints(kinds.SelfcheckDocument))
     assert "targets" in check["figures"]
 
 

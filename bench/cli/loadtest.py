@@ -18,10 +18,12 @@ from bench.cli.options import Subcommands, add_target_args, check_sqlite_path, c
 from bench.errors import EXIT_INTERRUPTED, EXIT_RUNTIME, UsageError
 
 if TYPE_CHECKING:
-    from bench.results.schema import (
+    from bench.results.kinds import (
         LoadtestConfig,
         LoadtestDocument,
         LoadtestPhase,
+    )
+    from bench.results.schema import (
         Status,
         SummaryRow,
     )

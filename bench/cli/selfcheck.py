@@ -23,7 +23,7 @@ from bench.errors import EXIT_INTERRUPTED, BenchError, UsageError
 
 if TYPE_CHECKING:
     from bench.db.target import Target
-    from bench.results.schema import SelfcheckDocument
+    from bench.results.kinds import SelfcheckDocument
     from bench.selfcheck.check import SelfCheck, Settings
 
 

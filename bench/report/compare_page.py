@@ -22,7 +22,7 @@ from bench.report.comparison import (
     untestable_notes,
 )
 from bench.report.page import Staging, shell, staging_folder
-from bench.results.schema import ComparisonDocument
+from bench.results.kinds import ComparisonDocument
 from bench.results.store import COMPARISON_FILE, scrubbed, write_atomic
 
 COLUMNS = ("cell", "rounds A/B", "throughput (ops/s)", "p50 (ms)", "p99 (ms)", "result")

@@ -7,17 +7,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bench.results.schema import (
-    SCHEMA_VERSION,
-    CellResult,
+from bench.results.kinds import (
     ComparisonDocument,
-    Environment,
     LoadtestConfig,
     LoadtestDocument,
     LoadtestPhase,
+    SelfcheckDocument,
+)
+from bench.results.schema import (
+    SCHEMA_VERSION,
+    CellResult,
+    Environment,
     RunConfig,
     RunDocument,
-    SelfcheckDocument,
     Status,
     SummaryRow,
 )

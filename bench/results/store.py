@@ -24,11 +24,11 @@ from typing_extensions import NotRequired, Required, is_typeddict
 
 from bench.errors import RunError, UsageError, scrub
 from bench.histograms import BadHistogram, decode
+from bench.results.kinds import LoadtestDocument
 from bench.results.migrate import TooNew, migrate
 from bench.results.schema import (
     SCHEMA_VERSION,
     LatencySummary,
-    LoadtestDocument,
     RunDocument,
 )
 
