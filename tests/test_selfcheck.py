@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from bench.db.target import target_from_url
 from bench.selfcheck import figures
-from bench.selfcheck.check import whole_rounds
+from bench.selfcheck.ceiling import whole_rounds
 from bench.selfcheck.pgbench import PGBENCH_TABLES, Pgbench
 from bench.stats.targets import decide_target
 from tests.conftest import engine_for, harness_connections

@@ -145,7 +145,7 @@ def test_a_clear_case_is_decided_rightly_nearly_always() -> None:
 def test_the_ceilings_added_rounds_go_to_the_undecided_levels_in_turn() -> None:
     """No number of clients is left with only its first rounds because an earlier one took the
     time: the added rounds go, one at a time, to the level with the fewest so far."""
-    from bench.selfcheck.check import add_rounds
+    from bench.selfcheck.ceiling import add_rounds
 
     played: list[tuple[int, int]] = []
 

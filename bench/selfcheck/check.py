@@ -34,16 +34,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bench.children import died_how
 from bench.db.drivers import connect_args
 from bench.db.target import Target
-from bench.errors import RunError
 from bench.measure.leases import holds_connections
 from bench.measure.spec import CellSpec
 from bench.report.console_selfcheck import PATH_NAMES
 from bench.run.plan import auto_warmup
-from bench.run.runner import Zygote, run_forked
+from bench.run.runner import Zygote
 from bench.selfcheck import recording
+from bench.selfcheck.ceiling import BareLoops, add_rounds, ceiling_rows, whole_rounds
 from bench.selfcheck.cells import (
     clean_cell,
     cpu_us_per_op,
@@ -58,14 +57,13 @@ from bench.selfcheck.figures import (
     OVERHEAD_TARGET,
     budget_cost,
     differences,
-    ratios,
     rotate,
     spread,
 )
 from bench.selfcheck.pgbench import Pgbench
 from bench.selfcheck.sweep import time_sweep
 from bench.stats.summary import median
-from bench.stats.targets import MAX_ROUNDS, TargetDecision, decide_target, two_looks
+from bench.stats.targets import MAX_ROUNDS, TargetDecision, decide_target
 
 # path -> (scenario, its options): the same primary-key select at three levels
 PATHS: dict[str, tuple[str, dict[str, str]]] = {
@@ -79,28 +77,6 @@ Say = Callable[[str], None]
 # spent: what is left is for the steps after them (the memory cells, about a minute; the sweep,
 # 40-90 s)
 SHARE_OF_BUDGET = {"ceiling": 0.45, "overhead": 0.75}
-
-
-def add_rounds(levels: list[dict[str, Any]], time_left: Callable[[], bool]) -> None:
-    """The ceiling's added rounds: while ``time_left()``, one more round (``level["play"](n,
-    order, want)``) to the level with the fewest rounds among those whose ``n`` is short of their
-    ``want``; so the levels take turns and none starves because an earlier one took the time."""
-    while time_left() and (waiting := [lv for lv in levels if lv["n"] < lv["want"]]):
-        level = min(waiting, key=lambda lv: lv["n"])
-        level["play"](level["n"], level["order"], level["want"])
-        level["n"] += 1
-
-
-def whole_rounds(level: dict[str, Any]) -> dict[str, Any]:
-    """A ceiling level's figures cut to its whole rounds, each driver's bare loop and raw path
-    in pairs (an interrupted round leaves one of them a figure longer)."""
-    got, cpu = dict(level["got"]), dict(level["cpu"])
-    for mode in DRIVERS:
-        items = (f"bare {mode}", f"raw {mode}")
-        n = min(len(got[item]) for item in items)
-        for item in items:
-            got[item], cpu[item] = got[item][:n], cpu[item][:n]
-    return {**level, "got": got, "cpu": cpu}
 
 
 @dataclass(frozen=True)
@@ -138,6 +114,7 @@ class SelfCheck:
             poolclass=NullPool,
             connect_args=connect_args(target.sync_url, "asyncbench:admin"),
         )
+        self.bare = BareLoops(target, self.admin, self.paths["raw"], settings.ops)
         self.document: dict[str, Any] = {}
         self.started = time.monotonic()
         self._fork_server: tuple[object, Zygote] | None = None
@@ -167,36 +144,6 @@ class SelfCheck:
         )  # fmt: skip
 
     # -- ceiling
-
-    def seed_bare_table(self) -> None:
-        """The raw scenario's table and rows, as its cells seed them (their cells drop them)."""
-        from sqlalchemy.orm import Session
-
-        found, options = self.paths["raw"]
-        found.metadata.drop_all(self.admin)
-        found.metadata.create_all(self.admin)
-        with Session(self.admin) as session:
-            found.seed(session, {"read": 0, "write": 0}, options)
-
-    def drop_bare_table(self) -> None:
-        self.paths["raw"][0].metadata.drop_all(self.admin)
-
-    def bare(self, driver: str, clients: int, zygote: Zygote) -> tuple[float, float]:
-        """Operations per second and client CPU microseconds per operation of a bare loop,
-        forked from ``zygote`` as a cell is (the URL, password included, goes down its pipe)."""
-        self.seed_bare_table()
-        url = self.target.sync_url.set(drivername="postgresql")
-        order = {
-            "driver": driver,
-            "url": url.render_as_string(hide_password=False),
-            "clients": clients,
-            "ops": self.settings.ops,
-            "warmup": auto_warmup(clients),
-        }
-        result, code, tail = run_forked(zygote, "bench.selfcheck.bare:run_order", order)
-        if result is None or code != 0:
-            raise RunError(f"the bare {driver} loop failed: {tail or died_how(code)}")
-        return float(result["ops_s"]), float(result["cpu_s"]) / result["ops"] * 1e6
 
     def ceiling(self) -> list[dict[str, Any]]:
         """Per number of clients: rounds of pgbench, the bare loops and the raw path, the order
@@ -235,39 +182,9 @@ class SelfCheck:
             add_rounds(levels, lambda: self.time_left("ceiling"))
         finally:
             for level in levels:  # interrupted, the rounds measured so far, whole ones
-                rows.extend(self._ceiling_rows(whole_rounds(level), first, pgbench.error))
+                rows.extend(ceiling_rows(whole_rounds(level), first, pgbench.error))
             pgbench.drop()
-            self.drop_bare_table()
-        return rows
-
-    def _ceiling_rows(
-        self, level: dict[str, Any], first: int, pgbench_error: str | None
-    ) -> list[dict[str, Any]]:
-        """One number of clients' rows, a driver each: its figures and its target's decision
-        (the first rounds, then all of them: two looks)."""
-        got, cpu, bound = level["got"], level["cpu"], level["bound"]
-        pg = got["pgbench"] if len(got["pgbench"]) == first else None
-        rows = []
-        for mode in DRIVERS:
-            bare, raw = got[f"bare {mode}"], got[f"raw {mode}"]
-            pairs = list(zip(bare, raw, strict=True))
-            decision = two_looks(pairs[:first], pairs[first:], CEILING_TARGET)
-            rows.append({
-                "clients": level["clients"], "mode": mode, "driver": DRIVERS[mode],
-                "pgbench_tps": spread(pg) if pg else None,
-                "pgbench_error": None if pg else pgbench_error,
-                "bare_ops_s": spread(bare), "raw_ops_s": spread(raw),
-                "raw_over_bare": spread(ratios(raw, bare)),
-                "bare_cpu_us": spread(cpu[f"bare {mode}"]),
-                "raw_cpu_us": spread(cpu[f"raw {mode}"]),
-                "harness_cpu_us": spread(differences(cpu[f"raw {mode}"], cpu[f"bare {mode}"])),
-                "bare_over_pgbench": spread(ratios(bare[:first], pg)) if pg else None,
-                "raw_over_pgbench": spread(ratios(raw[:first], pg)) if pg else None,
-                "raw_client_bound": bound[mode],
-                "rounds": len(pairs),
-                "decision": decision.to_json(),
-                "holds": decision.word,
-            })  # fmt: skip
+            self.bare.drop_table()
         return rows
 
     def _ceiling_round(
@@ -295,7 +212,7 @@ class SelfCheck:
                 if tps is not None:
                     got[item].append(tps)
             elif kind == "bare":
-                ops_s, cpu_us = self.bare(DRIVERS[mode], clients, zygote)
+                ops_s, cpu_us = self.bare.run(DRIVERS[mode], clients, zygote)
                 got[item].append(ops_s)
                 cpu[item].append(cpu_us)
             else:
