@@ -6,7 +6,7 @@ and the sweep live in modules of their own beside it.
 - Ceiling: ``pgbench -S -M prepared`` with the same number of clients; a bare loop (a few lines
   of driver code, :mod:`bench.selfcheck.bare`) of the ``raw`` scenario's primary-key select
   through asyncpg tasks and through psycopg2 threads; and the harness's ``raw`` path (``raw``, no
-  writes) doing the same. Target: the raw path reaches 0.9 of the bare loop of its driver. The
+  writes) doing the same. Target: the raw path reaches 0.95 of the bare loop of its driver. The
   ratio to pgbench is context: a C client on the same cores.
 - ORM and bridge cost: the same select through the driver (``raw``), Core (``core``) and the ORM
   (``pk_read``), sync and async, one worker: microseconds per operation above the driver path,
@@ -23,7 +23,8 @@ that rotates from round to round, so a shared machine's drift hits both sides al
 and each bare loop, runs in a process of its own forked from the round's fork server, as ``bench
 run`` runs its cells: the harness and its reference differ only by the harness's code, not by
 how their processes were started (see :mod:`bench.selfcheck.bare` for why that matters). A ratio
-is reported as the median over the rounds and its spread (min to max).
+target is judged on the paired ratio over the rounds and its 95% interval
+(:mod:`bench.stats.targets`); other figures are shown as the median and its spread (min to max).
 """
 
 from __future__ import annotations
@@ -226,9 +227,11 @@ class SelfCheck:
         them (the time budget permitting) for a target whose estimate is over
         :data:`~bench.stats.targets.MAX_ROUNDS`, the estimate's cap."""
         asked = max((d.needed or 0 for d in pilots), default=0)
-        if asked >= MAX_ROUNDS:
-            asked = self.settings.max_rounds
-        return min(asked, self.settings.max_rounds)
+        return (
+            self.settings.max_rounds
+            if asked >= MAX_ROUNDS
+            else min(asked, self.settings.max_rounds)
+        )
 
     def time_left(self, step: str) -> bool:
         """Whether ``step`` may run another round: its share of ``budget_s`` is not spent (the
