@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from bench.selfcheck.check import Settings
 from bench.stats.targets import (
     MAX_ROUNDS,
     MIN_ROUNDS,
@@ -91,11 +92,15 @@ def _placed_rounds(
 def _procedure(
     rng: random.Random, ratio: float, cv: float, bound: float, rounds: Any = _rounds
 ) -> str:
+    """The selfcheck's procedure: a first look at three rounds, then as many rounds in all as it
+    asks for, and all the selfcheck's default allows where that is over the estimate's cap (the
+    time budget may stop it sooner: fewer rounds, which only the power pays for)."""
     first = rounds(rng, ratio, cv, MIN_ROUNDS)
     pilot = decide_target(first, bound)
     more: list[tuple[float, float]] = []
     if pilot.word == "inconclusive" and pilot.needed:
-        more = rounds(rng, ratio, cv, max(0, pilot.needed - len(first)))
+        want = Settings().max_rounds if pilot.needed >= MAX_ROUNDS else pilot.needed
+        more = rounds(rng, ratio, cv, max(0, want - len(first)))
     return two_looks(first, more, bound).word
 
 
